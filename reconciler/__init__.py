@@ -1,0 +1,3 @@
+"""reconciler: a declarative GitOps reconciler (plan / apply / watch over YAML specs)."""
+
+__version__ = "0.1.0"

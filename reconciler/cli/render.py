@@ -1,0 +1,135 @@
+"""Rendering plans, reports and tables: coloured on a terminal, plain in pipes. No logic here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from reconciler.engine.applying import ActionReport, ApplyReport
+from reconciler.engine.plans import Change, Plan
+from reconciler.kinds.base import Step
+
+SYMBOLS = {"create": "+", "update": "~", "delete": "-", "blocked": "!", "noop": " "}
+COLOURS = {"create": "green", "update": "yellow", "delete": "red", "blocked": "magenta",
+           "noop": "dim"}
+STEP_SYMBOLS = {"init": "+", "create": "+", "fast-forward": "~", "force-update": "~",
+                "delete": "-", "forget": "-", "blocked": "!", "skip": "="}
+STEP_COLOURS = {"init": "green", "create": "green", "fast-forward": "yellow",
+                "force-update": "red", "delete": "red", "forget": "red", "blocked": "magenta",
+                "skip": "dim"}
+
+
+def print_json(console: Console, data: Any) -> None:
+    """Plain JSON on stdout, never coloured or wrapped."""
+    console.file.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def plan_text(console: Console, plan: Plan) -> None:
+    """The `+ ~ -` plan, grouped by resource and unit."""
+    for change in plan.changes:
+        if change.action != "noop":
+            _change(console, change)
+    noop = [c for c in plan.changes if c.action == "noop"]
+    for change in noop:
+        console.print(f"  [dim]{escape(change.address)}: {escape(change.reason)}[/dim]",
+                      highlight=False)
+    console.print(_summary_line(plan), highlight=False)
+
+
+def _change(console: Console, change: Change) -> None:
+    colour = COLOURS[change.action]
+    console.print(
+        f"[{colour}]{SYMBOLS[change.action]} {escape(change.address)}[/{colour}] "
+        f"({change.action}): {escape(change.reason)}",
+        highlight=False,
+    )
+    unit = None
+    for step in change.steps:
+        if step.get("unit") != unit:
+            unit = step.get("unit")
+            console.print(f"    {escape(str(unit))}", highlight=False)
+        console.print("      " + _step(step), highlight=False)
+
+
+def _step(step: Step) -> str:
+    op = str(step["op"])
+    colour = STEP_COLOURS.get(op, "white")
+    symbol = STEP_SYMBOLS.get(op, "*")
+    target = escape(str(step.get("ref", "repository")))
+    return f"[{colour}]{symbol} {target}[/{colour}] [dim]{op}[/dim]: {escape(str(step['reason']))}"
+
+
+def _summary_line(plan: Plan) -> str:
+    s = plan.summary()
+    if not plan.pending:
+        return f"No changes. {s['noop']} resources match their specs."
+    return (
+        f"Plan: {s['create']} to create, {s['update']} to update, {s['delete']} to delete, "
+        f"{s['noop']} unchanged, {s['blocked']} blocked."
+    )
+
+
+def plan_markdown(plan: Plan) -> str:
+    """A plan to paste into a pull request."""
+    lines = [f"### reconciler plan: {_summary_line(plan)}", ""]
+    commit = f" at `{plan.commit[:12]}`" if plan.commit else ""
+    lines += [f"Specs `{plan.source}`{commit}, state serial {plan.state_serial}.", ""]
+    lines += ["| | resource | action | reason |", "|---|---|---|---|"]
+    for c in plan.changes:
+        lines.append(f"| `{SYMBOLS[c.action]}` | `{c.address}` | {c.action} | {_cell(c.reason)} |")
+    for c in plan.changes:
+        if c.steps:
+            lines += ["", f"<details><summary>{c.address}: {len(c.steps)} steps</summary>", ""]
+            lines += ["| op | ref | where | reason |", "|---|---|---|---|"]
+            lines += [
+                f"| {s['op']} | `{s.get('ref', '')}` | `{s.get('unit', '')}` | {_cell(s['reason'])} |"
+                for s in c.steps
+            ]
+            lines += ["", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def action_line(report: ActionReport) -> str:
+    """One line per finished action."""
+    mark = {"done": "[green]ok[/green]", "partial": "[yellow]partial[/yellow]"}.get(
+        report.outcome, "[red]failed[/red]"
+    )
+    retries = f" after {report.attempts} attempts" if report.attempts > 1 else ""
+    return f"{mark} {escape(report.address)} {escape(report.unit)}: {escape(report.message)}{retries}"
+
+
+def apply_summary(console: Console, report: ApplyReport) -> None:
+    """What an apply did, and what it could not do."""
+    for note in report.notes:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False)
+    for blocked in report.blocked:
+        console.print(f"[magenta]blocked[/magenta] {escape(blocked)}", highlight=False)
+    done = sum(a.outcome == "done" for a in report.actions)
+    failed = len(report.actions) - done
+    revision = f" (revision {report.revision})" if report.revision else ""
+    if not report.actions and report.revision is None and not report.blocked:
+        console.print("No changes. Nothing to apply.")
+        return
+    colour = "green" if report.ok else "red"
+    console.print(
+        f"[{colour}]Apply {'complete' if report.ok else 'incomplete'}{revision}: "
+        f"{done} actions done, {failed} failed, {len(report.blocked)} blocked.[/{colour}]",
+        highlight=False,
+    )
+
+
+def table(console: Console, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
+    """A simple table (rich draws it; in a pipe it is still readable text)."""
+    grid = Table(*columns, box=None, pad_edge=False, highlight=False)
+    for row in rows:
+        grid.add_row(*(escape("" if v is None else str(v)) for v in row))
+    console.print(grid)

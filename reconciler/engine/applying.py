@@ -1,0 +1,284 @@
+"""Applying a plan: lock, journal each action, run actions in parallel in dependency order,
+retry temporary failures with backoff, record every outcome, close the revision."""
+
+from __future__ import annotations
+
+import random
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from reconciler.engine.graph import dependencies
+from reconciler.engine.plans import Change, Plan
+from reconciler.engine.workspace import Workspace
+from reconciler.errors import ReconcilerError, TemporaryError
+from reconciler.kinds.base import Action, ActionResult
+from reconciler.specs import Resource, SpecSet
+from reconciler.store import ResourceRecord, now
+
+_RANK = {"done": 0, "blocked": 1, "partial": 2, "failed": 3}
+
+
+@dataclass(frozen=True)
+class ActionReport:
+    """The outcome of one action, as shown to the user."""
+
+    address: str
+    unit: str
+    outcome: str
+    message: str
+    attempts: int
+
+
+@dataclass
+class ApplyReport:
+    """Everything one apply did."""
+
+    revision: int | None = None
+    actions: list[ActionReport] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every action succeeded and nothing stayed blocked."""
+        return not self.blocked and all(a.outcome == "done" for a in self.actions)
+
+
+class Listener:
+    """Hooks for progress display; the defaults do nothing."""
+
+    def planned(self, total_actions: int) -> None:
+        """Called once with the number of actions about to run."""
+
+    def started(self, address: str, unit: str) -> None:
+        """An action started."""
+
+    def finished(self, report: ActionReport) -> None:
+        """An action finished."""
+
+
+def execute(
+    workspace: Workspace, plan: Plan, specs: SpecSet, listener: Listener | None = None
+) -> ApplyReport:
+    """Apply `plan` (the caller holds the lock). Independent resources never stop each other."""
+    listener = listener or Listener()
+    report = ApplyReport()
+    store = workspace.store
+    interrupted = store.mark_interrupted()
+    if interrupted:
+        note = f"{interrupted} actions of an earlier apply were interrupted; this apply converges"
+        store.add_event("warning", note)
+        report.notes.append(note)
+    resources = specs.by_address()
+    records = {r.address: r for r in store.resources()}
+    refresh = [c for c in plan.changes if not c.actions and _needs_record(c, resources, records)]
+    work = [c for c in plan.changes if c.actions]
+    report.blocked = [f"{c.address}: {s['reason']}" for c in plan.changes for s in c.notes
+                      if s["op"] == "blocked"]
+    if not work and not refresh:
+        return report
+    report.revision = store.begin_revision("apply", plan.source, plan.commit, plan.digest)
+    run = _Run(workspace, report, resources, records, listener)
+    for change in refresh:
+        run.record_without_actions(change)
+    run.run(work, dependencies(specs, workspace.registry))
+    outcome = "success" if report.ok else ("failed" if report.actions and all(
+        a.outcome == "failed" for a in report.actions) else "partial")
+    store.finish_revision(report.revision, outcome, plan.summary())
+    return report
+
+
+def _needs_record(change: Change, resources: dict[str, Resource],
+                  records: dict[str, ResourceRecord]) -> bool:
+    resource, record = resources.get(change.address), records.get(change.address)
+    if resource is None:
+        return False
+    outcome = "blocked" if change.action == "blocked" else "done"
+    return record is None or record.spec_digest != resource.digest or record.outcome != outcome
+
+
+class _Run:
+    """One apply's scheduler: submits ready actions, records results on this thread only."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        report: ApplyReport,
+        resources: dict[str, Resource],
+        records: dict[str, ResourceRecord],
+        listener: Listener,
+    ) -> None:
+        self.workspace = workspace
+        self.store = workspace.store
+        self.report = report
+        self.resources = resources
+        self.records = records
+        self.listener = listener
+        self.outcomes: dict[str, str] = {}
+
+    def run(self, work: list[Change], graph: dict[str, set[str]]) -> None:
+        """Run every action of `work`, a resource's actions only after its dependencies'."""
+        remaining = {c.address: len(c.actions) for c in work}
+        waiting = list(work)
+        ready: list[tuple[Change, Action, int]] = []
+        running: dict[Future[tuple[ActionResult, int]], tuple[Change, Action, int]] = {}
+        self.listener.planned(sum(len(c.actions) for c in work))
+        parallelism = max(1, self.workspace.parallelism)
+        with ThreadPoolExecutor(max_workers=parallelism) as pool:
+            while waiting or ready or running:
+                waiting, ready = self._release(waiting, ready, remaining, graph)
+                while ready and len(running) < parallelism:
+                    change, action, entry = ready.pop(0)
+                    self.store.journal_start(entry)
+                    self.listener.started(change.address, action.unit)
+                    running[pool.submit(self._attempt, change, action)] = (change, action, entry)
+                if not running:
+                    continue
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    change, action, entry = running.pop(future)
+                    result, attempts = future.result()
+                    self._record(change, action, entry, result, attempts)
+                    remaining[change.address] -= 1
+
+    def _release(
+        self,
+        waiting: list[Change],
+        ready: list[tuple[Change, Action, int]],
+        remaining: dict[str, int],
+        graph: dict[str, set[str]],
+    ) -> tuple[list[Change], list[tuple[Change, Action, int]]]:
+        still = []
+        for change in waiting:
+            deps = graph.get(change.address, set())
+            if any(remaining.get(d, 0) for d in deps):
+                still.append(change)
+                continue
+            failed = [d for d in deps if _RANK.get(self.outcomes.get(d, "done"), 0) >= 2]
+            revision = self.report.revision or 0
+            for action in change.actions:
+                entry = self.store.journal_add(revision, change.address, action.unit,
+                                               list(action.steps))
+                if failed:
+                    message = f"not applied: dependency {failed[0]} did not apply cleanly"
+                    self._record(change, action, entry, ActionResult("failed", message), 0)
+                    remaining[change.address] -= 1
+                else:
+                    ready.append((change, action, entry))
+        return still, ready
+
+    def _attempt(self, change: Change, action: Action) -> tuple[ActionResult, int]:
+        """Runs on a worker thread: apply with retries; never raises."""
+        if change.action == "delete":
+            return ActionResult("done", "forgotten"), 1
+        resource = self.resources.get(change.address)
+        if resource is None:
+            return ActionResult("failed", f"{change.address} is not in the specs"), 1
+        controller = self.workspace.registry[resource.kind]
+        policy = self.workspace.retry
+        for attempt in range(1, policy.attempts + 1):
+            try:
+                return controller.apply(resource, action, self.workspace.context()), attempt
+            except TemporaryError as error:
+                if attempt == policy.attempts:
+                    return ActionResult("failed", f"{error} (after {attempt} attempts)"), attempt
+                time.sleep(policy.delay(attempt, random.random()))
+            except ReconcilerError as error:
+                return ActionResult("failed", str(error)), attempt
+            except Exception as error:  # a bug in a controller must not take the others down
+                detail = {"traceback": traceback.format_exc()}
+                return ActionResult("failed", f"internal error: {error!r}", history=detail), attempt
+        raise AssertionError("unreachable")
+
+    def _record(
+        self, change: Change, action: Action, entry: int, result: ActionResult, attempts: int
+    ) -> None:
+        redact = self.workspace.redact
+        message = redact(result.message)
+        worst = max(self.outcomes.get(change.address, "done"), result.outcome, key=_RANK.__getitem__)
+        self.outcomes[change.address] = worst
+        status = "done" if result.outcome == "done" else "failed"
+        history = {**result.history, "revision": self.report.revision, "outcome": result.outcome}
+        if change.action == "delete":
+            self.store.record_result(entry, status, attempts, message, result.history, None, [])
+            self.store.forget(change.address, self.report.revision or 0)
+        else:
+            record = self._updated(change, action, result, worst, message)
+            self.store.record_result(
+                entry, status, attempts, message, result.history, record, [history]
+            )
+        outcome = ActionReport(change.address, action.unit, result.outcome, message, attempts)
+        self.report.actions.append(outcome)
+        self.listener.finished(outcome)
+
+    def _updated(
+        self, change: Change, action: Action, result: ActionResult, outcome: str, message: str
+    ) -> ResourceRecord:
+        resource = self.resources[change.address]
+        previous = self.records.get(change.address)
+        state = dict(previous.state) if previous else {}
+        if result.state is not None:
+            state[action.unit] = result.state
+        if outcome == "done" and change.notes and any(n["op"] == "blocked" for n in change.notes):
+            outcome, message = "blocked", change.reason
+        record = ResourceRecord(
+            address=change.address,
+            kind=change.kind,
+            name=change.name,
+            spec=resource.public_dict(),
+            spec_digest=resource.digest,
+            state=state,
+            revision_id=self.report.revision,
+            last_applied_at=now(),
+            outcome=outcome,
+            message=message,
+            pinned=previous.pinned if previous else None,
+        )
+        self.records[change.address] = record
+        return record
+
+    def record_without_actions(self, change: Change) -> None:
+        """Store a resource that needed no action (first seen in sync, or blocked)."""
+        resource = self.resources[change.address]
+        previous = self.records.get(change.address)
+        record = ResourceRecord(
+            address=change.address,
+            kind=change.kind,
+            name=change.name,
+            spec=resource.public_dict(),
+            spec_digest=resource.digest,
+            state=dict(previous.state) if previous else {},
+            revision_id=self.report.revision,
+            last_applied_at=now(),
+            outcome="blocked" if change.action == "blocked" else "done",
+            message=change.reason,
+            pinned=previous.pinned if previous else None,
+        )
+        self.records[change.address] = record
+        self.store.put_resource(record)
+
+
+def locked_apply(
+    workspace: Workspace,
+    prepare: Callable[[], tuple[Plan, SpecSet]],
+    confirm: Callable[[Plan], bool],
+    lock_timeout: float,
+    listener: Listener | None = None,
+) -> tuple[Plan, ApplyReport | None]:
+    """Take the lock, make (or check) the plan, ask, apply, release. None: not confirmed."""
+    note = workspace.store.lock.acquire("apply", lock_timeout)
+    try:
+        if note:
+            workspace.store.add_event("warning", note)
+        plan, specs = prepare()
+        if plan.pending and not confirm(plan):
+            return plan, None
+        report = execute(workspace, plan, specs, listener)
+        if note:
+            report.notes.insert(0, note)
+        return plan, report
+    finally:
+        workspace.store.lock.release()

@@ -1,0 +1,52 @@
+"""The dependency graph of resources: order, dangling references and cycles."""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Iterable
+
+from reconciler.errors import SpecError, SpecProblem
+from reconciler.kinds.registry import Registry
+from reconciler.specs import Resource, SpecSet
+
+
+def dependencies(specs: SpecSet, registry: Registry) -> dict[str, set[str]]:
+    """Address -> addresses it depends on; raises SpecError on dangling references and cycles."""
+    resources = specs.by_address()
+    graph: dict[str, set[str]] = {}
+    problems: list[SpecProblem] = []
+    for address, resource in resources.items():
+        wanted = [*resource.depends_on, *registry[resource.kind].references(resource)]
+        for target in wanted:
+            if target not in resources:
+                problems.append(_problem(resource, f"depends on {target}, which no spec defines"))
+        graph[address] = {t for t in wanted if t in resources}
+    try:
+        tuple(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as error:
+        cycle = list(error.args[1])
+        problems.append(_problem(resources[cycle[0]], "dependency cycle: " + " -> ".join(cycle)))
+    if problems:
+        raise SpecError(problems)
+    return graph
+
+
+def ordered(graph: dict[str, set[str]]) -> list[str]:
+    """Addresses with every dependency before its dependents."""
+    return list(graphlib.TopologicalSorter(graph).static_order())
+
+
+def with_dependencies(graph: dict[str, set[str]], targets: Iterable[str]) -> set[str]:
+    """The targets and everything they depend on, transitively."""
+    found: set[str] = set()
+    stack = list(targets)
+    while stack:
+        address = stack.pop()
+        if address not in found:
+            found.add(address)
+            stack += graph.get(address, ())
+    return found
+
+
+def _problem(resource: Resource, message: str) -> SpecProblem:
+    return SpecProblem(resource.file, resource.line, message, resource.address, "metadata.dependsOn")

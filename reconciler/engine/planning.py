@@ -1,0 +1,115 @@
+"""Making a plan: load specs, observe every resource (in parallel), plan each one purely."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from pydantic import BaseModel
+
+from reconciler.engine.graph import dependencies, ordered, with_dependencies
+from reconciler.engine.plans import Change, Plan
+from reconciler.engine.sources import load_specs
+from reconciler.engine.status import observation_of
+from reconciler.engine.workspace import Workspace
+from reconciler.errors import ReconcilerError
+from reconciler.kinds.base import Action, ResourcePlan, fingerprint
+from reconciler.specs import Resource, SpecSet
+from reconciler.store import ResourceRecord
+
+
+def load(workspace: Workspace) -> SpecSet:
+    """Load and validate the specs (graph included); remember their secrets for redaction."""
+    specs = load_specs(
+        workspace.specs, workspace.registry.spec_models(), workspace.state_dir / "cache",
+        workspace.git,
+    )
+    for resource in specs.resources:
+        for secret in resource.secrets():
+            workspace.redact.add(secret)
+    dependencies(specs, workspace.registry)
+    return specs
+
+
+def make_plan(workspace: Workspace, specs: SpecSet, targets: list[str] | None = None) -> Plan:
+    """Observe and plan every (targeted) resource; record observations, change nothing else."""
+    graph = dependencies(specs, workspace.registry)
+    records = {r.address: r for r in workspace.store.resources()}
+    serial = workspace.store.serial()
+    chosen = _chosen(graph, records, targets or [])
+    resources = specs.by_address()
+    order = [a for a in ordered(graph) if a in chosen]
+    with ThreadPoolExecutor(max_workers=max(1, workspace.parallelism)) as pool:
+        changes = list(
+            pool.map(lambda a: _plan_resource(workspace, resources[a], records.get(a)), order)
+        )
+    for change in changes:
+        record = records.get(change.address)
+        workspace.store.save_observation(observation_of(change, record))
+    gone = sorted(a for a in records if a not in resources and a in chosen)
+    changes += [_forget(records[a]) for a in gone]
+    return Plan(
+        source=specs.source,
+        commit=specs.commit,
+        digest=specs.digest,
+        state_serial=serial,
+        changes=tuple(changes),
+        targets=tuple(targets or ()),
+    )
+
+
+def observe(workspace: Workspace, resource: Resource) -> BaseModel:
+    """The controller's observation of one resource."""
+    controller = workspace.registry[resource.kind]
+    return controller.observe(resource, workspace.context())
+
+
+def _chosen(
+    graph: dict[str, set[str]], records: dict[str, ResourceRecord], targets: list[str]
+) -> set[str]:
+    if not targets:
+        return set(graph) | set(records)
+    unknown = [t for t in targets if t not in graph and t not in records]
+    if unknown:
+        known = ", ".join(sorted(set(graph) | set(records))) or "none"
+        raise ReconcilerError(f"--target {unknown[0]}: no such resource (known: {known})")
+    return with_dependencies(graph, targets)
+
+
+def _plan_resource(
+    workspace: Workspace, resource: Resource, record: ResourceRecord | None
+) -> Change:
+    controller = workspace.registry[resource.kind]
+    try:
+        observed = observe(workspace, resource)
+    except ReconcilerError as error:
+        reason = workspace.redact(f"cannot observe: {error}")
+        verdict = ResourcePlan("blocked", reason, notes=({"op": "blocked", "reason": reason},))
+        return _change(resource, verdict, None)
+    verdict = controller.plan(resource, observed, record)
+    return _change(resource, verdict, fingerprint(observed))
+
+
+def _change(resource: Resource, verdict: ResourcePlan, observed: str | None) -> Change:
+    return Change(
+        address=resource.address,
+        kind=resource.kind,
+        name=resource.name,
+        action=verdict.action,
+        reason=verdict.reason,
+        actions=verdict.actions,
+        notes=verdict.notes,
+        fingerprint=observed,
+    )
+
+
+def _forget(record: ResourceRecord) -> Change:
+    reason = "removed from the specs: reconciler stops managing it; nothing is deleted"
+    step = {"op": "forget", "unit": record.address, "reason": reason}
+    return Change(
+        address=record.address,
+        kind=record.kind,
+        name=record.name,
+        action="delete",
+        reason=reason,
+        actions=(Action(record.address, (step,)),),
+    )

@@ -1,0 +1,128 @@
+"""A plan: every resource's change, its JSON form (DESIGN.md 3.), and saved plan files."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import StalePlan
+from reconciler.kinds.base import INFORMATIVE_OPS, Action, ChangeAction, Step
+
+FORMAT_VERSION = 1
+ACTIONS: tuple[ChangeAction, ...] = ("create", "update", "delete", "noop", "blocked")
+
+
+@dataclass(frozen=True)
+class Change:
+    """What the plan does to one resource, and why."""
+
+    address: str
+    kind: str
+    name: str
+    action: ChangeAction
+    reason: str
+    actions: tuple[Action, ...] = ()
+    notes: tuple[Step, ...] = ()
+    fingerprint: str | None = None  # digest of the observed facts the plan was made from
+
+    @property
+    def steps(self) -> list[Step]:
+        """Applicable steps first, then the notes (blocked, skipped)."""
+        return [s for a in self.actions for s in a.steps] + list(self.notes)
+
+    def to_json(self) -> dict[str, Any]:
+        """The change as DESIGN.md 3. shows it."""
+        return {
+            "address": self.address,
+            "kind": self.kind,
+            "name": self.name,
+            "action": self.action,
+            "reason": self.reason,
+            "steps": self.steps,
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """All changes computed from one specs digest and one state serial."""
+
+    source: str
+    commit: str | None
+    digest: str
+    state_serial: int
+    changes: tuple[Change, ...]
+    targets: tuple[str, ...] = field(default=())
+
+    def summary(self) -> dict[str, int]:
+        """How many resources get each action."""
+        counts = Counter(c.action for c in self.changes)
+        return {action: counts.get(action, 0) for action in ACTIONS}
+
+    @property
+    def pending(self) -> bool:
+        """True when the world differs from the specs (applicable or blocked changes)."""
+        return any(c.action != "noop" for c in self.changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """`plan --json`: exactly the object of DESIGN.md 3."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "specs": {"source": self.source, "commit": self.commit, "digest": self.digest},
+            "state_serial": self.state_serial,
+            "changes": [c.to_json() for c in self.changes],
+            "summary": self.summary(),
+        }
+
+    def save(self, path: Path) -> None:
+        """Write the plan with what `apply FILE` needs to check it is still current."""
+        data = self.to_json()
+        data["observed"] = {c.address: c.fingerprint for c in self.changes}
+        data["targets"] = list(self.targets)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def load_plan(path: Path) -> Plan:
+    """Read a saved plan; the actions are regrouped from the steps by their `unit`."""
+    try:
+        data = json.loads(path.read_text())
+        if data.get("format_version") != FORMAT_VERSION:
+            raise StalePlan(f"{path}: plan format {data.get('format_version')} is not supported")
+        observed = data.get("observed", {})
+        changes = tuple(_change(c, observed.get(c["address"])) for c in data["changes"])
+        specs = data["specs"]
+        return Plan(
+            source=specs["source"],
+            commit=specs["commit"],
+            digest=specs["digest"],
+            state_serial=int(data["state_serial"]),
+            changes=changes,
+            targets=tuple(data.get("targets", [])),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise StalePlan(f"{path}: not a readable saved plan: {error}") from None
+
+
+def _change(data: dict[str, Any], fingerprint: str | None) -> Change:
+    actions: dict[str, list[Step]] = {}
+    notes: list[Step] = []
+    for step in data["steps"]:
+        if step["op"] in INFORMATIVE_OPS:
+            notes.append(step)
+        else:
+            actions.setdefault(str(step.get("unit", "")), []).append(step)
+    if data["action"] not in ACTIONS:
+        raise ValueError(f"unknown action {data['action']!r}")
+    return Change(
+        address=data["address"],
+        kind=data["kind"],
+        name=data["name"],
+        action=data["action"],
+        reason=data["reason"],
+        actions=tuple(Action(unit, tuple(steps)) for unit, steps in actions.items()),
+        notes=tuple(notes),
+        fingerprint=fingerprint,
+    )

@@ -1,0 +1,63 @@
+"""Sync and health of resources in Argo CD's vocabulary, from a fresh plan and the store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.engine.plans import Change, Plan
+from reconciler.store import Observation, ResourceRecord, Store, now
+
+
+def sync_of(change: Change) -> str:
+    """Synced when nothing is to be done, Unknown when observation failed, else OutOfSync."""
+    if change.fingerprint is None and change.action == "blocked":
+        return "Unknown"
+    return "Synced" if change.action == "noop" else "OutOfSync"
+
+
+def health_of(change: Change, record: ResourceRecord | None) -> str:
+    """Degraded when blocked or the last apply failed; Missing before the first apply."""
+    if change.action == "blocked" or (record and record.outcome in ("failed", "partial")):
+        return "Degraded"
+    if record is None and change.action == "create":
+        return "Missing"
+    return "Healthy"
+
+
+def observation_of(change: Change, record: ResourceRecord | None) -> Observation:
+    """The observation cache row for a planned change."""
+    return Observation(
+        address=change.address,
+        observed_at=now(),
+        fingerprint=change.fingerprint or "",
+        sync=sync_of(change),
+        health=health_of(change, record),
+        message=change.reason,
+        data={"action": change.action, "steps": len(change.steps)},
+    )
+
+
+def status_rows(plan: Plan, store: Store) -> list[dict[str, Any]]:
+    """`status --json`: one row per resource."""
+    rows = []
+    for change in plan.changes:
+        record = store.resource(change.address)
+        if change.action == "delete":
+            sync, health = "OutOfSync", "Missing"
+        else:
+            sync, health = sync_of(change), health_of(change, record)
+        message = change.reason
+        if record and record.outcome in ("failed", "partial") and record.message:
+            message = f"last apply {record.outcome}: {record.message}"
+        rows.append(
+            {
+                "address": change.address,
+                "sync": sync,
+                "health": health,
+                "message": message,
+                "last_applied_at": record.last_applied_at if record else None,
+                "revision": record.revision_id if record else None,
+                "pinned": record.pinned if record else None,
+            }
+        )
+    return rows

@@ -1,0 +1,113 @@
+"""A bare repository under the state directory holding a source's objects between runs.
+
+Fetches go through the git CLI (much faster than dulwich's pack transfer); object and
+ancestry questions are answered in-process by dulwich. Bitmaps stay off because dulwich
+fails on a repo mixing packs with and without them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from dulwich.graph import can_fast_forward
+from dulwich.repo import Repo
+
+from reconciler.git.process import GitRunner
+from reconciler.git.remotes import Remote
+
+_locks: dict[Path, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def cache_lock(path: Path) -> threading.Lock:
+    """One lock per cache path, so that threads of one process never fetch into it at once."""
+    with _locks_guard:
+        return _locks.setdefault(path, threading.Lock())
+
+
+class ObjectCache:
+    """The local object cache of one source repository."""
+
+    def __init__(self, root: Path, source: Remote, runner: GitRunner) -> None:
+        key = hashlib.sha256(source.git_url().encode()).hexdigest()[:16]
+        self.path = root / f"{key}.git"
+        self.source = source
+        self.runner = runner
+
+    def _ensure(self) -> None:
+        if (self.path / "HEAD").exists():
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.runner.run(["init", "--quiet", "--bare", str(self.path)])
+        self.runner.run(["config", "repack.writeBitmaps", "false"], cwd=self.path)
+        self.runner.run(["config", "gc.writeCommitGraph", "false"], cwd=self.path)
+
+    def missing(self, shas: Iterable[str]) -> list[str]:
+        """The objects among `shas` that the cache does not hold."""
+        wanted = sorted(set(shas))
+        if not wanted:
+            return []
+        if not (self.path / "HEAD").exists():
+            return wanted
+        repo = Repo(str(self.path))
+        try:
+            return [sha for sha in wanted if sha.encode() not in repo.object_store]
+        finally:
+            repo.close()
+
+    def ensure_objects(self, shas: Iterable[str]) -> bool:
+        """Fetch the source into the cache if any of `shas` is missing; True if it fetched."""
+        with cache_lock(self.path):
+            if not self.missing(shas):
+                return False
+            self._ensure()
+            self.runner.run(
+                [
+                    "fetch",
+                    "--quiet",
+                    "--prune",
+                    "--no-write-fetch-head",
+                    self.source.git_url(),
+                    "+refs/heads/*:refs/heads/*",
+                    "+refs/tags/*:refs/tags/*",
+                ],
+                cwd=self.path,
+                remote=self.source,
+            )
+            return True
+
+    def fast_forwards(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bool]:
+        """For each (old, new): is `old` an ancestor of `new`? Unknown objects count as no."""
+        pairs = list(pairs)
+        if not pairs or not (self.path / "HEAD").exists():
+            return dict.fromkeys(pairs, False)
+        repo = Repo(str(self.path))
+        try:
+            store = repo.object_store
+            return {
+                (old, new): old.encode() in store
+                and new.encode() in store
+                and bool(can_fast_forward(repo, old.encode(), new.encode()))
+                for old, new in pairs
+            }
+        finally:
+            repo.close()
+
+    def preserve(self, remote: Remote, ref: str, sha: str, label: str) -> str:
+        """Keep the objects of `remote`'s `ref` (expected at `sha`) under a cache ref; returns it."""
+        keep = f"refs/reconciler/preserved/{label}/{ref.removeprefix('refs/')}"
+        with cache_lock(self.path):
+            self._ensure()
+            if self.missing([sha]):
+                self.runner.run(
+                    ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
+                     remote.git_url(), f"+{ref}:{keep}"],
+                    cwd=self.path,
+                    remote=remote,
+                )
+            else:
+                self.runner.run(["update-ref", keep, sha], cwd=self.path)
+        return keep

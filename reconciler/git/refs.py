@@ -1,0 +1,61 @@
+"""Listing a remote's refs with dulwich: no process start, one client per remote kind."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dulwich.client import LocalGitClient, get_transport_and_path
+from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
+
+from reconciler.errors import GitError, TemporaryError
+from reconciler.git.remotes import Remote
+from reconciler.redaction import Redactor
+
+MIRRORED_PREFIXES = ("refs/heads/", "refs/tags/")
+
+
+@dataclass(frozen=True)
+class RefListing:
+    """Branches and tags of a remote ({full ref name: sha}) and the branch its HEAD names."""
+
+    refs: dict[str, str]
+    head: str | None
+
+
+def list_refs(remote: Remote, redact: Redactor) -> RefListing:
+    """List refs/heads/* and refs/tags/* of `remote` (peeled entries and other refs left out)."""
+    try:
+        if remote.is_local:
+            result = LocalGitClient().get_refs(str(remote.local_path))
+        else:
+            client, path = get_transport_and_path(
+                remote.url,
+                username=remote.username,
+                password=remote.password,
+                operation="pull",
+            )
+            result = client.get_refs(path)
+    except NotGitRepository:
+        raise GitError(f"{remote}: not a git repository") from None
+    except (OSError, HangupException, GitProtocolError) as error:
+        raise TemporaryError(redact(f"{remote}: cannot list refs: {error}")) from None
+    except Exception as error:  # dulwich raises many kinds (HTTP status, urllib3 errors)
+        raise _classify(remote, error, redact) from None
+    refs = {
+        name.decode(): sha.decode()
+        for name, sha in result.refs.items()
+        if name.startswith(b"refs/") and not name.endswith(b"^{}") and sha is not None
+    }
+    head = (result.symrefs or {}).get(b"HEAD")
+    return RefListing(
+        refs={n: s for n, s in refs.items() if n.startswith(MIRRORED_PREFIXES)},
+        head=head.decode() if head else None,
+    )
+
+
+def _classify(remote: Remote, error: Exception, redact: Redactor) -> GitError | TemporaryError:
+    text = redact(f"{remote}: cannot list refs: {type(error).__name__}: {error}")
+    lowered = text.lower()
+    if "401" in lowered or "403" in lowered or "404" in lowered or "authentication" in lowered:
+        return GitError(text)
+    return TemporaryError(text)

@@ -1,0 +1,54 @@
+"""A git remote as reconciler sees it: a URL without credentials, plus credentials on the side."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+NETWORK_SCHEMES = ("git", "http", "https", "ssh", "git+ssh")
+_SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?[^@/:]{2,}:")
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A repository location; `url` never holds credentials (they travel beside it)."""
+
+    url: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def scheme(self) -> str:
+        """`file` for plain paths and file:// URLs, `ssh` for scp-like `host:path`, else the scheme."""
+        parts = urlsplit(self.url)
+        if parts.scheme == "file" or parts.scheme in NETWORK_SCHEMES:
+            return parts.scheme
+        return "ssh" if _SCP_LIKE.match(self.url) else "file"
+
+    @property
+    def is_local(self) -> bool:
+        """True for plain paths and file:// URLs."""
+        return self.scheme == "file"
+
+    @property
+    def local_path(self) -> Path:
+        """The filesystem path of a local remote."""
+        parts = urlsplit(self.url)
+        return Path(unquote(parts.path)) if parts.scheme == "file" else Path(self.url)
+
+    def exists(self) -> bool:
+        """For a local remote: whether a repository is there. Network remotes are assumed to."""
+        if not self.is_local:
+            return True
+        path = self.local_path
+        return (path / "HEAD").is_file() or (path / ".git" / "HEAD").is_file()
+
+    def git_url(self) -> str:
+        """The URL to hand to git (absolute path for local remotes)."""
+        return os.fspath(self.local_path) if self.is_local else self.url
+
+    def __str__(self) -> str:
+        return self.url

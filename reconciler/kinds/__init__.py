@@ -1,0 +1,1 @@
+"""Kinds of resources, one controller each, registered in `registry`."""

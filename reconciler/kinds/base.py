@@ -1,0 +1,107 @@
+"""The protocol every kind's controller implements, and the data it trades with the engine.
+
+observe() only reads the world; plan() is a pure function of desired, observed and last
+applied; apply() changes one unit (an Action) and reports, never raising into the engine
+except with TemporaryError (worth a retry) or another ReconcilerError (final).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
+
+from pydantic import BaseModel
+
+from reconciler.git import GitRunner
+from reconciler.redaction import Redactor
+from reconciler.specs import Resource
+from reconciler.store import ResourceRecord
+
+Step = dict[str, Any]
+ChangeAction = Literal["create", "update", "delete", "noop", "blocked"]
+Outcome = Literal["done", "partial", "failed"]
+# Steps that explain the plan without doing anything.
+INFORMATIVE_OPS = frozenset({"blocked", "skip", "noop"})
+
+
+@dataclass(frozen=True)
+class Context:
+    """What controllers may use: directories, git, the redactor, limits. No globals."""
+
+    state_dir: Path
+    git: GitRunner
+    redact: Redactor
+    parallelism: int = 4
+    progress: Callable[[str], None] = field(default=lambda _message: None)
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where kinds keep caches (git objects, exports) between runs."""
+        return self.state_dir / "cache"
+
+
+@dataclass(frozen=True)
+class Action:
+    """One unit of work of a resource (e.g. one mirror destination), applied as a whole."""
+
+    unit: str
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class ResourcePlan:
+    """A controller's verdict on one resource."""
+
+    action: ChangeAction
+    reason: str
+    actions: tuple[Action, ...] = ()
+    notes: tuple[Step, ...] = ()  # blocked / skipped steps: shown, never applied
+
+    @property
+    def steps(self) -> list[Step]:
+        """Every step, applicable ones first."""
+        return [s for a in self.actions for s in a.steps] + list(self.notes)
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What apply() did to one unit."""
+
+    outcome: Outcome
+    message: str
+    state: Any = None  # the unit's state after the action, stored as state[unit]
+    history: dict[str, Any] = field(default_factory=dict)
+
+
+def fingerprint(observed: BaseModel) -> str:
+    """A digest of observed facts, so a saved plan can tell that the world moved."""
+    return "sha256:" + hashlib.sha256(observed.model_dump_json().encode()).hexdigest()
+
+
+class Controller(Protocol):
+    """A kind: spec model, observe, pure plan, apply."""
+
+    kind: ClassVar[str]
+    spec_model: ClassVar[type[BaseModel]]
+    observed_model: ClassVar[type[BaseModel]]
+
+    def references(self, resource: Resource) -> list[str]:
+        """Addresses this resource depends on, beyond `metadata.dependsOn`."""
+        ...
+
+    def observe(self, resource: Resource, context: Context) -> BaseModel:
+        """Read the real world for this resource; never change it."""
+        ...
+
+    def plan(
+        self, resource: Resource, observed: BaseModel, last_applied: ResourceRecord | None
+    ) -> ResourcePlan:
+        """Pure: the actions that make the world match the resource."""
+        ...
+
+    def apply(self, resource: Resource, action: Action, context: Context) -> ActionResult:
+        """Carry out one action; idempotent, as atomic as the target allows."""
+        ...

@@ -1,0 +1,48 @@
+"""The Mirror kind: git repositories mirrored from a source to destinations."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel
+
+from reconciler.kinds.base import Action, ActionResult, Context, ResourcePlan
+from reconciler.kinds.mirror.applying import apply_destination
+from reconciler.kinds.mirror.model import MirrorSpec
+from reconciler.kinds.mirror.observed import MirrorObserved
+from reconciler.kinds.mirror.observing import observe_mirror
+from reconciler.kinds.mirror.planning import plan_mirror
+from reconciler.specs import Resource
+from reconciler.store import ResourceRecord
+
+
+class MirrorController:
+    """Observe ref listings, plan per destination and ref, push compare-and-swap."""
+
+    kind: ClassVar[str] = "Mirror"
+    spec_model: ClassVar[type[BaseModel]] = MirrorSpec
+    observed_model: ClassVar[type[BaseModel]] = MirrorObserved
+
+    def references(self, resource: Resource) -> list[str]:
+        """A Mirror depends on nothing but what `metadata.dependsOn` says."""
+        return []
+
+    def observe(self, resource: Resource, context: Context) -> BaseModel:
+        """List every source and destination's refs."""
+        return observe_mirror(_spec(resource), context)
+
+    def plan(
+        self, resource: Resource, observed: BaseModel, last_applied: ResourceRecord | None
+    ) -> ResourcePlan:
+        """Pure planning, see planning.py."""
+        assert isinstance(observed, MirrorObserved)
+        return plan_mirror(_spec(resource), observed, last_applied)
+
+    def apply(self, resource: Resource, action: Action, context: Context) -> ActionResult:
+        """Bring one destination to its source."""
+        return apply_destination(_spec(resource), action, context)
+
+
+def _spec(resource: Resource) -> MirrorSpec:
+    assert isinstance(resource.spec, MirrorSpec)
+    return resource.spec

@@ -1,0 +1,107 @@
+"""Observing a Mirror: ref listings only, plus ancestry answered from the local object cache."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from reconciler.errors import ReconcilerError
+from reconciler.git import ObjectCache, Remote, list_refs
+from reconciler.kinds.base import Context
+from reconciler.kinds.mirror.model import REPO_PLACEHOLDER, MirrorSpec
+from reconciler.kinds.mirror.observed import (
+    DestinationObserved,
+    MirrorObserved,
+    RepoObserved,
+    filtered,
+)
+
+
+def observe_mirror(spec: MirrorSpec, context: Context) -> MirrorObserved:
+    """List the refs of every source and destination of the spec, in parallel."""
+    try:
+        repos = repository_names(spec)
+    except OSError as error:
+        return MirrorObserved(error=context.redact(f"cannot discover repositories: {error}"))
+    with ThreadPoolExecutor(max_workers=max(1, context.parallelism)) as pool:
+        observed = list(pool.map(lambda repo: _observe_repo(spec, repo, context), repos))
+    return MirrorObserved(repos=observed)
+
+
+def repository_names(spec: MirrorSpec) -> list[str]:
+    """The repositories a spec covers; `["*"]` lists the bare repositories of the source directory."""
+    if spec.repos is None:
+        name = spec.source.url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+        return [name.removesuffix(".git") or name]
+    if spec.repos != ["*"]:
+        return list(spec.repos)
+    template = Remote(spec.source.url).local_path
+    prefix, suffix = template.name.split(REPO_PLACEHOLDER, 1)
+    names = []
+    for entry in sorted(template.parent.iterdir()):
+        name = entry.name
+        if name.startswith(prefix) and name.endswith(suffix) and len(name) > len(prefix + suffix):
+            if (entry / "HEAD").is_file() or (entry / ".git" / "HEAD").is_file():
+                names.append(name[len(prefix) : len(name) - len(suffix)])
+    return names
+
+
+def source_cache(spec: MirrorSpec, repo: str, context: Context) -> ObjectCache:
+    """The object cache of one source repository."""
+    return ObjectCache(context.cache_dir / "mirror", spec.source.remote(repo), context.git)
+
+
+def _observe_repo(spec: MirrorSpec, repo: str, context: Context) -> RepoObserved:
+    source = spec.source.remote(repo)
+    try:
+        listing = list_refs(source, context.redact)
+    except ReconcilerError as error:
+        return RepoObserved(repo=repo, source=source.url, error=str(error))
+    refs = filtered(listing.refs, spec)
+    destinations = [
+        _observe_destination(d.remote(repo), spec, context) for d in spec.destinations
+    ]
+    error = _answer_ancestry(refs, destinations, source_cache(spec, repo, context))
+    return RepoObserved(
+        repo=repo,
+        source=source.url,
+        refs=refs,
+        head=listing.head,
+        destinations=destinations,
+        error=error,
+    )
+
+
+def _observe_destination(
+    remote: Remote, spec: MirrorSpec, context: Context
+) -> DestinationObserved:
+    if not remote.exists():
+        return DestinationObserved(url=remote.url, exists=False)
+    try:
+        listing = list_refs(remote, context.redact)
+    except ReconcilerError as error:
+        return DestinationObserved(url=remote.url, error=str(error))
+    return DestinationObserved(url=remote.url, refs=filtered(listing.refs, spec))
+
+
+def _answer_ancestry(
+    source: dict[str, str], destinations: list[DestinationObserved], cache: ObjectCache
+) -> str | None:
+    """Fill `fast_forward` for branches that differ (fetching the source only then); or an error."""
+    pairs = {
+        (dest.refs[ref], sha)
+        for dest in destinations
+        for ref, sha in source.items()
+        if ref.startswith("refs/heads/") and dest.refs.get(ref) not in (None, sha)
+    }
+    if not pairs:
+        return None
+    try:
+        cache.ensure_objects(new for _, new in pairs)
+    except ReconcilerError as error:
+        return f"cannot fetch the source to compare histories: {error}"
+    answers = cache.fast_forwards(pairs)
+    for dest in destinations:
+        for ref, sha in source.items():
+            old = dest.refs.get(ref)
+            if old is not None and (old, sha) in answers:
+                dest.fast_forward[ref] = answers[(old, sha)]
+    return None

@@ -1,0 +1,125 @@
+"""Pure planning of a Mirror: observed ref maps in, steps out. No I/O here.
+
+Per destination and ref: create, fast-forward, force-update (only with conflictStrategy
+force), delete (only with prune), blocked (diverged under fail), skip (diverged under skip).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from reconciler.kinds.base import Action, ResourcePlan, Step
+from reconciler.kinds.mirror.model import MirrorSpec
+from reconciler.kinds.mirror.observed import DestinationObserved, MirrorObserved, RepoObserved
+from reconciler.store import ResourceRecord
+
+APPLYING_OPS = ("init", "create", "fast-forward", "force-update", "delete")
+
+
+def short(sha: str | None) -> str:
+    """Seven characters of a sha, as git shows them."""
+    return sha[:7] if sha else "-"
+
+
+def plan_mirror(
+    spec: MirrorSpec, observed: MirrorObserved, last_applied: ResourceRecord | None
+) -> ResourcePlan:
+    """The resource-level verdict: actions per destination, and the notes that explain the rest."""
+    if observed.error:
+        note = {"op": "blocked", "unit": spec.source.url, "reason": observed.error}
+        return ResourcePlan("blocked", observed.error, notes=(note,))
+    actions: list[Action] = []
+    notes: list[Step] = []
+    for repo in observed.repos:
+        for destination in repo.destinations:
+            steps = plan_destination(spec, repo, destination)
+            applying = tuple(s for s in steps if s["op"] in APPLYING_OPS)
+            if applying:
+                actions.append(Action(destination.url, applying))
+            notes += [s for s in steps if s["op"] not in APPLYING_OPS]
+    return _verdict(observed, actions, notes, last_applied)
+
+
+def plan_destination(
+    spec: MirrorSpec, repo: RepoObserved, destination: DestinationObserved
+) -> list[Step]:
+    """Steps that make one destination match its source, inside the spec's filters."""
+    base = {"unit": destination.url, "repo": repo.repo}
+    if repo.error:
+        return [{**base, "op": "blocked", "reason": repo.error}]
+    if destination.error:
+        return [{**base, "op": "blocked", "reason": destination.error}]
+    steps: list[Step] = []
+    if not destination.exists:
+        head = _initial_head(repo)
+        steps.append({**base, "op": "init", "head": head,
+                      "reason": "destination does not exist: create a bare repository"})
+    for ref in sorted(set(repo.refs) | set(destination.refs)):
+        step = plan_ref(spec, ref, repo.refs.get(ref), destination)
+        if step is not None:
+            steps.append({**base, "ref": ref, **step})
+    return steps
+
+
+def plan_ref(
+    spec: MirrorSpec, ref: str, new: str | None, destination: DestinationObserved
+) -> Step | None:
+    """The step for one ref (None when it needs nothing)."""
+    old = destination.refs.get(ref)
+    if old == new:
+        return None
+    if old is None:
+        return {"op": "create", "to": new, "reason": f"new at the source ({short(new)})"}
+    if new is None:
+        if spec.prune:
+            return {"op": "delete", "from": old,
+                    "reason": f"gone from the source; prune is on (was {short(old)})"}
+        return None  # kept: without prune a destination ref the source dropped stays
+    if destination.fast_forward.get(ref):
+        return {"op": "fast-forward", "from": old, "to": new,
+                "reason": f"behind the source: {short(old)}..{short(new)}"}
+    what = "tag moved at the source" if ref.startswith("refs/tags/") else "diverged"
+    detail = f"{what}: destination {short(old)} is not contained in the source {short(new)}"
+    if spec.conflictStrategy == "force":
+        return {"op": "force-update", "from": old, "to": new,
+                "reason": f"{detail}; conflictStrategy force overwrites it (old tip kept)"}
+    if spec.conflictStrategy == "skip":
+        return {"op": "skip", "from": old, "to": new,
+                "reason": f"{detail}; conflictStrategy skip leaves it"}
+    return {"op": "blocked", "from": old, "to": new,
+            "reason": f"{detail}; conflictStrategy fail leaves it untouched"}
+
+
+def _initial_head(repo: RepoObserved) -> str:
+    if repo.head and repo.head in repo.refs:
+        return repo.head
+    branches = sorted(r for r in repo.refs if r.startswith("refs/heads/"))
+    return branches[0] if branches else "refs/heads/main"
+
+
+def _verdict(
+    observed: MirrorObserved,
+    actions: list[Action],
+    notes: list[Step],
+    last_applied: ResourceRecord | None,
+) -> ResourcePlan:
+    destinations = sum(len(r.destinations) for r in observed.repos)
+    blocked = [n for n in notes if n["op"] == "blocked"]
+    if actions:
+        ops = Counter(s["op"] for a in actions for s in a.steps)
+        counted = ", ".join(f"{n} {op}" for op, n in sorted(ops.items()))
+        reason = f"{counted} on {len(actions)} of {destinations} destinations"
+        if blocked:
+            reason += f"; {len(blocked)} blocked"
+        return ResourcePlan(
+            "create" if last_applied is None else "update", reason, tuple(actions), tuple(notes)
+        )
+    if blocked:
+        return ResourcePlan("blocked", f"{len(blocked)} blocked: {blocked[0]['reason']}",
+                            notes=tuple(notes))
+    skipped = f"; {len(notes)} diverged refs skipped" if notes else ""
+    repos = len(observed.repos)
+    return ResourcePlan(
+        "noop", f"{destinations} destinations of {repos} repositories match the source{skipped}",
+        notes=tuple(notes),
+    )

@@ -1,0 +1,40 @@
+"""Keeps credentials out of everything reconciler prints or stores."""
+
+from __future__ import annotations
+
+import re
+import threading
+from urllib.parse import urlsplit, urlunsplit
+
+MASK = "***"
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+
+
+class Redactor:
+    """Replaces known secret values, and any URL userinfo, with `***`."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, secret: str | None) -> None:
+        """Remember a value that must never be shown (short values are too common to mask)."""
+        if secret and len(secret) >= 3:
+            with self._lock:
+                self._secrets.add(secret)
+
+    def __call__(self, text: str) -> str:
+        """Return `text` with every secret and URL credential masked."""
+        text = _USERINFO.sub(lambda m: m.group("scheme") + MASK + "@", text)
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, MASK)
+        return text
+
+
+def strip_userinfo(url: str) -> tuple[str, str | None, str | None]:
+    """Split `https://user:pw@host/x` into (`https://host/x`, user, pw); other URLs pass through."""
+    parts = urlsplit(url)
+    if not parts.scheme or "@" not in parts.netloc or parts.scheme in ("ssh", "git+ssh"):
+        return url, None, None
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=host)), parts.username, parts.password

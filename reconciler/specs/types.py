@@ -1,0 +1,62 @@
+"""Field types shared by every kind: durations, resource names, ref globs."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator
+
+NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_DURATION = re.compile(r"^(?P<n>\d+)(?P<unit>[smhd]?)$")
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# Characters git forbids in ref names (git-check-ref-format), which a glob can never match.
+_BAD_REF_CHARS = re.compile(r"[\s~^:\\\x00-\x1f\x7f]")
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Parse `30s`, `5m`, `6h`, `1d` or integer seconds into a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string like 30s, 5m, 6h, 1d")
+    if isinstance(value, int) and value >= 0:
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value).strip()) if isinstance(value, str) else None
+    if not match:
+        raise ValueError(
+            f"invalid duration {value!r}: use integer seconds or 30s, 5m, 6h, 1d"
+        )
+    return timedelta(seconds=int(match["n"]) * _SECONDS[match["unit"]])
+
+
+def check_name(value: str) -> str:
+    """Accept a resource name: lowercase letters, digits and '-', at most 63 characters."""
+    if not NAME_PATTERN.match(value):
+        raise ValueError(
+            f"invalid name {value!r}: use lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit, at most 63 characters"
+        )
+    return value
+
+
+def check_ref_glob(value: str) -> str:
+    """Accept a branch or tag glob that could match a valid git ref name."""
+    problem = None
+    if not value:
+        problem = "empty pattern"
+    elif _BAD_REF_CHARS.search(value):
+        problem = "contains a character git forbids in ref names"
+    elif ".." in value or value.startswith("/") or value.endswith("/") or "//" in value:
+        problem = "not a valid ref name pattern"
+    elif value.count("[") != value.count("]"):
+        problem = "unbalanced '[' ']'"
+    if problem:
+        raise ValueError(f"invalid glob {value!r}: {problem}")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+ResourceName = Annotated[str, AfterValidator(check_name)]
+RefGlob = Annotated[str, AfterValidator(check_ref_glob)]

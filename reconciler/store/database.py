@@ -1,0 +1,116 @@
+"""The SQLite state store: one file, WAL mode, a serial bumped by every change of state.
+
+Only this package writes SQL. Writes that belong together run in one `transaction()`
+(BEGIN IMMEDIATE), so a crash leaves either all of them or none.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from reconciler.errors import StoreError
+from reconciler.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+
+def now() -> str:
+    """The current time as ISO-8601 UTC with seconds, as stored everywhere."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class StoreDatabase:
+    """Connection, transactions, schema migrations and the serial."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            connection = sqlite3.connect(
+                path, timeout=10, isolation_level=None, check_same_thread=False
+            )
+            self.db = Database(connection)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{path}: not a usable reconciler state store: {error}") from None
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        """Run one statement."""
+        return self.db.execute(sql, params)
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Rows of a SELECT as dicts."""
+        return list(self.db.query(sql, params))
+
+    def schema_version(self) -> int:
+        """The migration level of this file (0 for a new file)."""
+        if "meta" not in self.db.table_names():
+            return 0
+        rows = self.query("SELECT value FROM meta WHERE key = 'schema_version'")
+        return int(rows[0]["value"]) if rows else 0
+
+    def _migrate(self) -> None:
+        with self.transaction():
+            version = self.schema_version()
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: schema version {version} is newer than this reconciler "
+                    f"understands ({SCHEMA_VERSION}); upgrade reconciler"
+                )
+            for migration in MIGRATIONS[version:]:
+                migration(self.db)
+            if version < SCHEMA_VERSION:
+                self._set_meta("schema_version", str(SCHEMA_VERSION))
+                if version == 0:
+                    self._set_meta("serial", "0")
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def serial(self) -> int:
+        """The number of state changes ever committed to this store."""
+        rows = self.query("SELECT value FROM meta WHERE key = 'serial'")
+        return int(rows[0]["value"])
+
+    def bump_serial(self) -> int:
+        """Count one more change of state (call inside the transaction that changes it)."""
+        self.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'serial'")
+        return self.serial()
+
+
+def dumps(data: Any) -> str:
+    """JSON for a column: sorted keys, compact."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def loads(text: str | None) -> Any:
+    """The inverse of dumps; None stays None."""
+    return None if text is None else json.loads(text)

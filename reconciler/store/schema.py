@@ -1,0 +1,88 @@
+"""The store's schema as numbered forward migrations; a newer store is never touched."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlite_utils import Database
+
+Migration = Callable[[Database], None]
+
+
+def _v1_initial(db: Database) -> None:
+    db["meta"].create({"key": str, "value": str}, pk="key")
+    db["lock"].create(
+        {"id": int, "holder": str, "pid": int, "host": str, "command": str, "acquired_at": str},
+        pk="id",
+    )
+    db["revisions"].create(
+        {
+            "id": int,
+            "started_at": str,
+            "finished_at": str,
+            "trigger": str,
+            "specs_source": str,
+            "specs_commit": str,
+            "specs_digest": str,
+            "outcome": str,
+            "summary": str,
+        },
+        pk="id",
+    )
+    db["journal"].create(
+        {
+            "id": int,
+            "revision_id": int,
+            "address": str,
+            "unit": str,
+            "steps": str,
+            "status": str,
+            "attempts": int,
+            "started_at": str,
+            "finished_at": str,
+            "message": str,
+            "details": str,
+        },
+        pk="id",
+        foreign_keys=[("revision_id", "revisions", "id")],
+    )
+    db["journal"].create_index(["status"])
+    db["resources"].create(
+        {
+            "address": str,
+            "kind": str,
+            "name": str,
+            "spec": str,
+            "spec_digest": str,
+            "state": str,
+            "revision_id": int,
+            "last_applied_at": str,
+            "outcome": str,
+            "message": str,
+            "pinned": str,
+        },
+        pk="address",
+    )
+    db["observations"].create(
+        {
+            "address": str,
+            "observed_at": str,
+            "fingerprint": str,
+            "sync": str,
+            "health": str,
+            "message": str,
+            "data": str,
+        },
+        pk="address",
+    )
+    db["history"].create(
+        {"id": int, "address": str, "revision_id": int, "at": str, "entry": str}, pk="id"
+    )
+    db["history"].create_index(["address"])
+    db["events"].create(
+        {"id": int, "at": str, "level": str, "address": str, "message": str}, pk="id"
+    )
+
+
+MIGRATIONS: list[Migration] = [_v1_initial]
+SCHEMA_VERSION = len(MIGRATIONS)
