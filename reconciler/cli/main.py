@@ -1,4 +1,7 @@
-"""The command line: parse, call the engine, render. Exit codes: 0 ok, 1 error, 2 changes pending."""
+"""The command line: parse, call the engine, render.
+
+Exit codes: 0 ok, 1 any error, 2 changes pending (only with `plan --detailed-exitcode`).
+"""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from reconciler.engine.workspace import Workspace
 from reconciler.errors import ReconcilerError, SpecError
 from reconciler.specs.types import parse_duration
 
+
 def _console(to_stderr: bool) -> Console:
     console = Console(stderr=to_stderr, highlight=False, soft_wrap=True)
     if not console.is_terminal:
@@ -36,11 +40,21 @@ stderr = _console(True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--specs", envvar="RECONCILER_SPECS", default="specs", show_default=True,
-              help="Specs directory, or git URL/path with optional #REF:PATH.")
-@click.option("--state", envvar="RECONCILER_STATE", default="state/reconciler.db",
-              show_default=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The SQLite state store.")
+@click.option(
+    "--specs",
+    envvar="RECONCILER_SPECS",
+    default="specs",
+    show_default=True,
+    help="Specs directory, or git URL/path with optional #REF:PATH.",
+)
+@click.option(
+    "--state",
+    envvar="RECONCILER_STATE",
+    default="state/reconciler.db",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The SQLite state store.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks of unexpected errors.")
 @click.version_option(package_name="reconciler")
 @click.pass_context
@@ -77,26 +91,48 @@ def validate() -> int:
 
 
 def _targets_option(function: Any) -> Any:
-    return click.option("--target", "targets", multiple=True, metavar="ADDR",
-                        help="Only this resource (and what it depends on); repeatable.")(function)
+    return click.option(
+        "--target",
+        "targets",
+        multiple=True,
+        metavar="ADDR",
+        help="Only this resource (and what it depends on); repeatable.",
+    )(function)
 
 
 def _parallelism_option(function: Any) -> Any:
-    return click.option("--parallelism", default=4, show_default=True,
-                        type=click.IntRange(1, 64), help="Actions run at once.")(function)
+    return click.option(
+        "--parallelism",
+        default=4,
+        show_default=True,
+        type=click.IntRange(1, 64),
+        help="Actions run at once.",
+    )(function)
 
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]),
-              default="text", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Save the plan for `apply FILE`.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan for `apply FILE`."
+)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when changes are pending.")
 @_targets_option
 @_parallelism_option
-def plan(as_json: bool, fmt: str, out: Path | None, detailed_exitcode: bool,
-         targets: tuple[str, ...], parallelism: int) -> int:
+def plan(
+    as_json: bool,
+    fmt: str,
+    out: Path | None,
+    detailed_exitcode: bool,
+    targets: tuple[str, ...],
+    parallelism: int,
+) -> int:
     """Observe, diff and print the plan; changes nothing but the observation cache."""
     workspace = _workspace()
     workspace.parallelism = parallelism
@@ -121,12 +157,17 @@ def _show_plan(result: Plan, fmt: str) -> None:
 @cli.command()
 @click.argument("planfile", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--lock-timeout", default="0", show_default=True,
-              help="Wait this long for another apply's lock (e.g. 30s) before giving up.")
+@click.option(
+    "--lock-timeout",
+    default="0",
+    show_default=True,
+    help="Wait this long for another apply's lock (e.g. 30s) before giving up.",
+)
 @_targets_option
 @_parallelism_option
-def apply(planfile: Path | None, yes: bool, lock_timeout: str, targets: tuple[str, ...],
-          parallelism: int) -> int:
+def apply(
+    planfile: Path | None, yes: bool, lock_timeout: str, targets: tuple[str, ...], parallelism: int
+) -> int:
     """Apply a fresh plan, or exactly a saved one (refused if stale)."""
     workspace = _workspace()
     workspace.parallelism = parallelism
@@ -182,8 +223,12 @@ def _progress() -> Iterator[Listener]:
     if not stderr.is_terminal:
         yield _ProgressListener(None)
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=stderr, transient=True) as progress:
         yield _ProgressListener(progress)
 
@@ -199,10 +244,21 @@ def status(as_json: bool, targets: tuple[str, ...]) -> int:
         render.print_json(stdout, rows)
         return 0
     columns = ("RESOURCE", "SYNC", "HEALTH", "LAST APPLIED", "REV", "MESSAGE")
-    render.table(stdout, columns, [
-        (r["address"], r["sync"], r["health"], r["last_applied_at"] or "never", r["revision"],
-         r["message"]) for r in rows
-    ])
+    render.table(
+        stdout,
+        columns,
+        [
+            (
+                r["address"],
+                r["sync"],
+                r["health"],
+                r["last_applied_at"] or "never",
+                r["revision"],
+                r["message"],
+            )
+            for r in rows
+        ],
+    )
     return 0
 
 
@@ -217,10 +273,21 @@ def history(address: str | None, as_json: bool) -> int:
         if as_json:
             render.print_json(stdout, revisions)
             return 0
-        render.table(stdout, ("REV", "STARTED", "TRIGGER", "OUTCOME", "COMMIT", "SPECS DIGEST"), [
-            (r["id"], r["started_at"], r["trigger"], r["outcome"], (r["specs_commit"] or "")[:12],
-             (r["specs_digest"] or "")[:19]) for r in revisions
-        ])
+        render.table(
+            stdout,
+            ("REV", "STARTED", "TRIGGER", "OUTCOME", "COMMIT", "SPECS DIGEST"),
+            [
+                (
+                    r["id"],
+                    r["started_at"],
+                    r["trigger"],
+                    r["outcome"],
+                    (r["specs_commit"] or "")[:12],
+                    (r["specs_digest"] or "")[:19],
+                )
+                for r in revisions
+            ],
+        )
         return 0
     entries = store.history(address)
     if not entries and store.resource(address) is None:
@@ -228,17 +295,30 @@ def history(address: str | None, as_json: bool) -> int:
     if as_json:
         render.print_json(stdout, entries)
         return 0
-    render.table(stdout, ("AT", "REV", "UNIT", "OUTCOME", "WHAT MOVED"), [
-        (e["at"], e.get("revision"), e.get("unit", ""), e.get("outcome", e.get("event", "")),
-         _moved(e)) for e in entries
-    ])
+    render.table(
+        stdout,
+        ("AT", "REV", "UNIT", "OUTCOME", "WHAT MOVED"),
+        [
+            (
+                e["at"],
+                e.get("revision"),
+                e.get("unit", ""),
+                e.get("outcome", e.get("event", "")),
+                _moved(e),
+            )
+            for e in entries
+        ],
+    )
     return 0
 
 
 def _moved(entry: dict[str, Any]) -> str:
     moved = entry.get("moved") or []
-    parts = [f"{m['op']} {m['ref']} {str(m.get('to') or '')[:7]}".strip()
-             + ("" if m["ok"] else f" (failed: {m['result']})") for m in moved]
+    parts = [
+        f"{m['op']} {m['ref']} {str(m.get('to') or '')[:7]}".strip()
+        + ("" if m["ok"] else f" (failed: {m['result']})")
+        for m in moved
+    ]
     if entry.get("created"):
         parts.insert(0, "created repository")
     return "; ".join(parts) or "-"
@@ -253,11 +333,12 @@ def state() -> None:
 def state_list() -> int:
     """Every resource in the store."""
     store = _workspace().store
-    render.table(stdout, ("RESOURCE", "OUTCOME", "LAST APPLIED", "REV"), [
-        (r.address, r.outcome, r.last_applied_at, r.revision_id) for r in store.resources()
-    ])
-    stdout.print(f"serial {store.serial()}, schema version {store.schema_version()}",
-                 style="dim")
+    render.table(
+        stdout,
+        ("RESOURCE", "OUTCOME", "LAST APPLIED", "REV"),
+        [(r.address, r.outcome, r.last_applied_at, r.revision_id) for r in store.resources()],
+    )
+    stdout.print(f"serial {store.serial()}, schema version {store.schema_version()}", style="dim")
     return 0
 
 

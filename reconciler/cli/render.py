@@ -15,13 +15,33 @@ from reconciler.engine.plans import Change, Plan
 from reconciler.kinds.base import Step
 
 SYMBOLS = {"create": "+", "update": "~", "delete": "-", "blocked": "!", "noop": " "}
-COLOURS = {"create": "green", "update": "yellow", "delete": "red", "blocked": "magenta",
-           "noop": "dim"}
-STEP_SYMBOLS = {"init": "+", "create": "+", "fast-forward": "~", "force-update": "~",
-                "delete": "-", "forget": "-", "blocked": "!", "skip": "="}
-STEP_COLOURS = {"init": "green", "create": "green", "fast-forward": "yellow",
-                "force-update": "red", "delete": "red", "forget": "red", "blocked": "magenta",
-                "skip": "dim"}
+COLOURS = {
+    "create": "green",
+    "update": "yellow",
+    "delete": "red",
+    "blocked": "magenta",
+    "noop": "dim",
+}
+STEP_SYMBOLS = {
+    "init": "+",
+    "create": "+",
+    "fast-forward": "~",
+    "force-update": "~",
+    "delete": "-",
+    "forget": "-",
+    "blocked": "!",
+    "skip": "=",
+}
+STEP_COLOURS = {
+    "init": "green",
+    "create": "green",
+    "fast-forward": "yellow",
+    "force-update": "red",
+    "delete": "red",
+    "forget": "red",
+    "blocked": "magenta",
+    "skip": "dim",
+}
 
 
 def print_json(console: Console, data: Any) -> None:
@@ -36,8 +56,9 @@ def plan_text(console: Console, plan: Plan) -> None:
             _change(console, change)
     noop = [c for c in plan.changes if c.action == "noop"]
     for change in noop:
-        console.print(f"  [dim]{escape(change.address)}: {escape(change.reason)}[/dim]",
-                      highlight=False)
+        console.print(
+            f"  [dim]{escape(change.address)}: {escape(change.reason)}[/dim]", highlight=False
+        )
     console.print(_summary_line(plan), highlight=False)
 
 
@@ -86,10 +107,9 @@ def plan_markdown(plan: Plan) -> str:
         if c.steps:
             lines += ["", f"<details><summary>{c.address}: {len(c.steps)} steps</summary>", ""]
             lines += ["| op | ref | where | reason |", "|---|---|---|---|"]
-            lines += [
-                f"| {s['op']} | `{s.get('ref', '')}` | `{s.get('unit', '')}` | {_cell(s['reason'])} |"
-                for s in c.steps
-            ]
+            for s in c.steps:
+                where = f"`{s.get('ref', '')}` | `{s.get('unit', '')}`"
+                lines.append(f"| {s['op']} | {where} | {_cell(s['reason'])} |")
             lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
 
@@ -104,7 +124,9 @@ def action_line(report: ActionReport) -> str:
         report.outcome, "[red]failed[/red]"
     )
     retries = f" after {report.attempts} attempts" if report.attempts > 1 else ""
-    return f"{mark} {escape(report.address)} {escape(report.unit)}: {escape(report.message)}{retries}"
+    return (
+        f"{mark} {escape(report.address)} {escape(report.unit)}: {escape(report.message)}{retries}"
+    )
 
 
 def apply_summary(console: Console, report: ApplyReport) -> None:

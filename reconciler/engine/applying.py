@@ -76,8 +76,9 @@ def execute(
     records = {r.address: r for r in store.resources()}
     refresh = [c for c in plan.changes if not c.actions and _needs_record(c, resources, records)]
     work = [c for c in plan.changes if c.actions]
-    report.blocked = [f"{c.address}: {s['reason']}" for c in plan.changes for s in c.notes
-                      if s["op"] == "blocked"]
+    report.blocked = [
+        f"{c.address}: {s['reason']}" for c in plan.changes for s in c.notes if s["op"] == "blocked"
+    ]
     if not work and not refresh:
         return report
     report.revision = store.begin_revision("apply", plan.source, plan.commit, plan.digest)
@@ -85,14 +86,22 @@ def execute(
     for change in refresh:
         run.record_without_actions(change)
     run.run(work, dependencies(specs, workspace.registry))
-    outcome = "success" if report.ok else ("failed" if report.actions and all(
-        a.outcome == "failed" for a in report.actions) else "partial")
+    outcome = (
+        "success"
+        if report.ok
+        else (
+            "failed"
+            if report.actions and all(a.outcome == "failed" for a in report.actions)
+            else "partial"
+        )
+    )
     store.finish_revision(report.revision, outcome, plan.summary())
     return report
 
 
-def _needs_record(change: Change, resources: dict[str, Resource],
-                  records: dict[str, ResourceRecord]) -> bool:
+def _needs_record(
+    change: Change, resources: dict[str, Resource], records: dict[str, ResourceRecord]
+) -> bool:
     resource, record = resources.get(change.address), records.get(change.address)
     if resource is None:
         return False
@@ -160,8 +169,9 @@ class _Run:
             failed = [d for d in deps if _RANK.get(self.outcomes.get(d, "done"), 0) >= 2]
             revision = self.report.revision or 0
             for action in change.actions:
-                entry = self.store.journal_add(revision, change.address, action.unit,
-                                               list(action.steps))
+                entry = self.store.journal_add(
+                    revision, change.address, action.unit, list(action.steps)
+                )
                 if failed:
                     message = f"not applied: dependency {failed[0]} did not apply cleanly"
                     self._record(change, action, entry, ActionResult("failed", message), 0)
@@ -198,7 +208,9 @@ class _Run:
     ) -> None:
         redact = self.workspace.redact
         message = redact(result.message)
-        worst = max(self.outcomes.get(change.address, "done"), result.outcome, key=_RANK.__getitem__)
+        worst = max(
+            self.outcomes.get(change.address, "done"), result.outcome, key=_RANK.__getitem__
+        )
         self.outcomes[change.address] = worst
         status = "done" if result.outcome == "done" else "failed"
         history = {**result.history, "revision": self.report.revision, "outcome": result.outcome}

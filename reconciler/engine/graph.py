@@ -49,4 +49,6 @@ def with_dependencies(graph: dict[str, set[str]], targets: Iterable[str]) -> set
 
 
 def _problem(resource: Resource, message: str) -> SpecProblem:
-    return SpecProblem(resource.file, resource.line, message, resource.address, "metadata.dependsOn")
+    return SpecProblem(
+        resource.file, resource.line, message, resource.address, "metadata.dependsOn"
+    )

@@ -20,7 +20,9 @@ from reconciler.store import ResourceRecord
 def load(workspace: Workspace) -> SpecSet:
     """Load and validate the specs (graph included); remember their secrets for redaction."""
     specs = load_specs(
-        workspace.specs, workspace.registry.spec_models(), workspace.state_dir / "cache",
+        workspace.specs,
+        workspace.registry.spec_models(),
+        workspace.state_dir / "cache",
         workspace.git,
     )
     for resource in specs.resources:

@@ -21,17 +21,19 @@ def json_schema(registry: Registry) -> dict[str, Any]:
         spec = model.model_json_schema(ref_template="#/$defs/{model}")
         definitions.update(spec.pop("$defs", {}))
         definitions[f"{kind}Spec"] = spec
-        variants.append({
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["apiVersion", "kind", "metadata", "spec"],
-            "properties": {
-                "apiVersion": {"const": "reconciler/v1"},
-                "kind": {"const": kind},
-                "metadata": {"$ref": "#/$defs/Metadata"},
-                "spec": {"$ref": f"#/$defs/{kind}Spec"},
-            },
-        })
+        variants.append(
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["apiVersion", "kind", "metadata", "spec"],
+                "properties": {
+                    "apiVersion": {"const": "reconciler/v1"},
+                    "kind": {"const": kind},
+                    "metadata": {"$ref": "#/$defs/Metadata"},
+                    "spec": {"$ref": f"#/$defs/{kind}Spec"},
+                },
+            }
+        )
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "reconciler spec document",

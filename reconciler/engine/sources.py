@@ -60,8 +60,14 @@ def _export(source: GitSpecSource, cache_dir: Path, git: GitRunner) -> tuple[str
         if not (repo / "HEAD").exists():
             git.run(["init", "--quiet", "--bare", str(repo)])
         git.run(
-            ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote.git_url(),
-             f"+{source.ref}:refs/specs/head"],
+            [
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--no-write-fetch-head",
+                remote.git_url(),
+                f"+{source.ref}:refs/specs/head",
+            ],
             cwd=repo,
             remote=remote,
         )

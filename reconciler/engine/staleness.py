@@ -14,7 +14,9 @@ def check_current(workspace: Workspace, saved: Plan, specs: SpecSet) -> None:
     """Raise StalePlan listing what moved: specs digest, spec commit, state serial, observations."""
     reasons = []
     if specs.digest != saved.digest:
-        reasons.append(f"the specs changed (digest {_short(saved.digest)}, now {_short(specs.digest)})")
+        reasons.append(
+            f"the specs changed (digest {_short(saved.digest)}, now {_short(specs.digest)})"
+        )
     if specs.commit != saved.commit:
         reasons.append(f"the spec commit changed ({saved.commit}, now {specs.commit})")
     serial = workspace.store.serial()

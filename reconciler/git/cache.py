@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from dulwich.graph import can_fast_forward
+from dulwich.objects import ObjectID
 from dulwich.repo import Repo
 
 from reconciler.git.process import GitRunner
@@ -54,7 +55,7 @@ class ObjectCache:
             return wanted
         repo = Repo(str(self.path))
         try:
-            return [sha for sha in wanted if sha.encode() not in repo.object_store]
+            return [sha for sha in wanted if ObjectID(sha.encode()) not in repo.object_store]
         finally:
             repo.close()
 
@@ -87,24 +88,29 @@ class ObjectCache:
         repo = Repo(str(self.path))
         try:
             store = repo.object_store
-            return {
-                (old, new): old.encode() in store
-                and new.encode() in store
-                and bool(can_fast_forward(repo, old.encode(), new.encode()))
-                for old, new in pairs
-            }
+            answers = {}
+            for old, new in pairs:
+                a, b = ObjectID(old.encode()), ObjectID(new.encode())
+                answers[(old, new)] = a in store and b in store and can_fast_forward(repo, a, b)
+            return answers
         finally:
             repo.close()
 
     def preserve(self, remote: Remote, ref: str, sha: str, label: str) -> str:
-        """Keep the objects of `remote`'s `ref` (expected at `sha`) under a cache ref; returns it."""
+        """Keep the objects of `remote`'s `ref` (expected at `sha`) under a cache ref; return it."""
         keep = f"refs/reconciler/preserved/{label}/{ref.removeprefix('refs/')}"
         with cache_lock(self.path):
             self._ensure()
             if self.missing([sha]):
                 self.runner.run(
-                    ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
-                     remote.git_url(), f"+{ref}:{keep}"],
+                    [
+                        "fetch",
+                        "--quiet",
+                        "--no-tags",
+                        "--no-write-fetch-head",
+                        remote.git_url(),
+                        f"+{ref}:{keep}",
+                    ],
                     cwd=self.path,
                     remote=remote,
                 )

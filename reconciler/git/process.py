@@ -1,4 +1,4 @@
-"""Running the git CLI: argument lists, no prompts, credentials through GIT_ASKPASS, scrubbed errors."""
+"""Running the git CLI: argument lists, no prompts, credentials via GIT_ASKPASS, scrubbed errors."""
 
 from __future__ import annotations
 
@@ -57,9 +57,7 @@ class GitRunner:
 
     def environment(self, remote: Remote | None = None) -> dict[str, str]:
         """The environment for a git process that may talk to `remote`."""
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "RECONCILER_GIT_"))
-        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "RECONCILER_GIT_"))}
         env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C", GIT_CONFIG_NOSYSTEM="1")
         if remote is not None and remote.password is not None:
             self.redact.add(remote.password)
@@ -101,8 +99,12 @@ class GitRunner:
     def output(self, args: Sequence[str], *, cwd: Path) -> bytes:
         """Run a local git command and return its raw stdout (for archives)."""
         result = subprocess.run(
-            ["git", *args], cwd=cwd, env=self.environment(), capture_output=True,
-            stdin=subprocess.DEVNULL, check=False,
+            ["git", *args],
+            cwd=cwd,
+            env=self.environment(),
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            check=False,
         )
         if result.returncode != 0:
             raise self.error(args[0], result.stderr.decode(errors="replace"))

@@ -49,7 +49,9 @@ class RefOutcome:
     summary: str
 
 
-def push(runner: GitRunner, cache: Path, remote: Remote, updates: list[RefUpdate]) -> list[RefOutcome]:
+def push(
+    runner: GitRunner, cache: Path, remote: Remote, updates: list[RefUpdate]
+) -> list[RefOutcome]:
     """Push `updates` from the repository at `cache` to `remote`; one outcome per ref.
 
     Refs are not pushed atomically on purpose: one rejected ref must not hold back the others.
@@ -65,7 +67,9 @@ def push(runner: GitRunner, cache: Path, remote: Remote, updates: list[RefUpdate
         raise runner.error("push", result.stderr)
     seen = {o.ref for o in outcomes}
     reason = runner.redact(result.stderr.strip().splitlines()[-1]) if result.stderr.strip() else ""
-    outcomes += [RefOutcome(u.ref, False, reason or "not reported") for u in updates if u.ref not in seen]
+    outcomes += [
+        RefOutcome(u.ref, False, reason or "not reported") for u in updates if u.ref not in seen
+    ]
     if result.returncode != 0 and all(o.ok for o in outcomes):
         raise TemporaryError(runner.redact(f"git push: {result.stderr.strip()}"))
     return outcomes

@@ -6,12 +6,15 @@ from dataclasses import dataclass
 
 from dulwich.client import LocalGitClient, get_transport_and_path
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
+from dulwich.refs import Ref
 
 from reconciler.errors import GitError, TemporaryError
 from reconciler.git.remotes import Remote
 from reconciler.redaction import Redactor
 
 MIRRORED_PREFIXES = ("refs/heads/", "refs/tags/")
+# Asked of servers speaking protocol v2, so they list only what a mirror may touch (and HEAD).
+_PREFIXES = [b"HEAD", b"refs/heads/", b"refs/tags/"]
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,9 @@ def list_refs(remote: Remote, redact: Redactor) -> RefListing:
     """List refs/heads/* and refs/tags/* of `remote` (peeled entries and other refs left out)."""
     try:
         if remote.is_local:
-            result = LocalGitClient().get_refs(str(remote.local_path))
+            result = LocalGitClient().get_refs(
+                str(remote.local_path).encode(), ref_prefix=_PREFIXES
+            )
         else:
             client, path = get_transport_and_path(
                 remote.url,
@@ -34,7 +39,7 @@ def list_refs(remote: Remote, redact: Redactor) -> RefListing:
                 password=remote.password,
                 operation="pull",
             )
-            result = client.get_refs(path)
+            result = client.get_refs(path.encode(), ref_prefix=_PREFIXES)
     except NotGitRepository:
         raise GitError(f"{remote}: not a git repository") from None
     except (OSError, HangupException, GitProtocolError) as error:
@@ -46,7 +51,7 @@ def list_refs(remote: Remote, redact: Redactor) -> RefListing:
         for name, sha in result.refs.items()
         if name.startswith(b"refs/") and not name.endswith(b"^{}") and sha is not None
     }
-    head = (result.symrefs or {}).get(b"HEAD")
+    head = (result.symrefs or {}).get(Ref(b"HEAD"))
     return RefListing(
         refs={n: s for n, s in refs.items() if n.startswith(MIRRORED_PREFIXES)},
         head=head.decode() if head else None,

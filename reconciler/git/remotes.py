@@ -22,7 +22,7 @@ class Remote:
 
     @property
     def scheme(self) -> str:
-        """`file` for plain paths and file:// URLs, `ssh` for scp-like `host:path`, else the scheme."""
+        """`file` for paths and file:// URLs, `ssh` for scp-like `host:path`, else the scheme."""
         parts = urlsplit(self.url)
         if parts.scheme == "file" or parts.scheme in NETWORK_SCHEMES:
             return parts.scheme

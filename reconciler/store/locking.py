@@ -1,4 +1,4 @@
-"""The single-writer apply lock: one row naming its holder; a dead holder on this host is reclaimed."""
+"""The single-writer apply lock: one row naming its holder; a dead holder here is reclaimed."""
 
 from __future__ import annotations
 
@@ -53,16 +53,16 @@ class ApplyLock:
         return LockHolder.from_row(rows[0]) if rows else None
 
     def acquire(self, command: str, timeout: float = 0.0) -> str | None:
-        """Take the lock, waiting up to `timeout` seconds; returns a note if a dead holder was reclaimed."""
+        """Take the lock, waiting up to `timeout` seconds; a note says if a dead holder was freed."""
         deadline = time.monotonic() + timeout
         while True:
             with self.database.transaction():
                 holder = self.holder()
                 note = None
-                if holder is not None and holder.host == socket.gethostname():
-                    if not pid_alive(holder.pid):
-                        note = f"reclaimed the lock of {holder}: that process is gone"
-                        holder = None
+                local = holder is not None and holder.host == socket.gethostname()
+                if holder is not None and local and not pid_alive(holder.pid):
+                    note = f"reclaimed the lock of {holder}: that process is gone"
+                    holder = None
                 if holder is None:
                     self._write(command)
                     return note
@@ -78,8 +78,13 @@ class ApplyLock:
         self.database.execute(
             "INSERT OR REPLACE INTO lock(id, holder, pid, host, command, acquired_at) "
             "VALUES (1, ?, ?, ?, ?, ?)",
-            (f"{os.getpid()}@{socket.gethostname()}", os.getpid(), socket.gethostname(),
-             command, now()),
+            (
+                f"{os.getpid()}@{socket.gethostname()}",
+                os.getpid(),
+                socket.gethostname(),
+                command,
+                now(),
+            ),
         )
 
     def release(self) -> None:
@@ -101,7 +106,8 @@ class ApplyLock:
             if (alive or remote) and not force:
                 why = "is still running" if alive else "runs on another host"
                 raise StoreError(
-                    f"the lock holder ({holder}) {why}; use `state unlock --force` to remove it anyway"
+                    f"the lock holder ({holder}) {why}; "
+                    "use `state unlock --force` to remove it anyway"
                 )
             self.database.execute("DELETE FROM lock WHERE id = 1")
             return f"released the lock held by {holder}"

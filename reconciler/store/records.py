@@ -50,9 +50,7 @@ class Store(StoreDatabase):
         self.lock = ApplyLock(self)
 
     # -- revisions -------------------------------------------------------------------------
-    def begin_revision(
-        self, trigger: str, source: str, commit: str | None, digest: str
-    ) -> int:
+    def begin_revision(self, trigger: str, source: str, commit: str | None, digest: str) -> int:
         """Open a revision for one apply (or rollback); returns its id."""
         with self.transaction():
             cursor = self.execute(

@@ -10,12 +10,12 @@ Migration = Callable[[Database], None]
 
 
 def _v1_initial(db: Database) -> None:
-    db["meta"].create({"key": str, "value": str}, pk="key")
-    db["lock"].create(
+    db.table("meta").create({"key": str, "value": str}, pk="key")
+    db.table("lock").create(
         {"id": int, "holder": str, "pid": int, "host": str, "command": str, "acquired_at": str},
         pk="id",
     )
-    db["revisions"].create(
+    db.table("revisions").create(
         {
             "id": int,
             "started_at": str,
@@ -29,7 +29,7 @@ def _v1_initial(db: Database) -> None:
         },
         pk="id",
     )
-    db["journal"].create(
+    db.table("journal").create(
         {
             "id": int,
             "revision_id": int,
@@ -46,8 +46,8 @@ def _v1_initial(db: Database) -> None:
         pk="id",
         foreign_keys=[("revision_id", "revisions", "id")],
     )
-    db["journal"].create_index(["status"])
-    db["resources"].create(
+    db.table("journal").create_index(["status"])
+    db.table("resources").create(
         {
             "address": str,
             "kind": str,
@@ -63,7 +63,7 @@ def _v1_initial(db: Database) -> None:
         },
         pk="address",
     )
-    db["observations"].create(
+    db.table("observations").create(
         {
             "address": str,
             "observed_at": str,
@@ -75,11 +75,11 @@ def _v1_initial(db: Database) -> None:
         },
         pk="address",
     )
-    db["history"].create(
+    db.table("history").create(
         {"id": int, "address": str, "revision_id": int, "at": str, "entry": str}, pk="id"
     )
-    db["history"].create_index(["address"])
-    db["events"].create(
+    db.table("history").create_index(["address"])
+    db.table("events").create(
         {"id": int, "at": str, "level": str, "address": str, "message": str}, pk="id"
     )
 

@@ -7,7 +7,7 @@ import time
 
 from reconciler.errors import PermanentError
 from reconciler.git import ObjectCache, RefOutcome, RefUpdate, Remote, list_refs, push
-from reconciler.kinds.base import Action, ActionResult, Context, Step
+from reconciler.kinds.base import Action, ActionResult, Context, Outcome, Step
 from reconciler.kinds.mirror.model import MirrorSpec
 from reconciler.kinds.mirror.observed import filtered
 from reconciler.kinds.mirror.observing import source_cache
@@ -39,7 +39,9 @@ def _destination(spec: MirrorSpec, repo: str, url: str) -> Remote:
 
 def _init_bare(destination: Remote, head: str, context: Context) -> None:
     if not destination.is_local:
-        raise PermanentError(f"{destination}: does not exist and only local destinations are created")
+        raise PermanentError(
+            f"{destination}: does not exist and only local destinations are created"
+        )
     if destination.exists():
         return  # created by an earlier, interrupted run
     path = destination.local_path
@@ -58,17 +60,16 @@ def _update(step: Step) -> RefUpdate:
     )
 
 
-def _preserve_old_tips(
-    cache: ObjectCache, destination: Remote, steps: list[Step]
-) -> list[Step]:
+def _preserve_old_tips(cache: ObjectCache, destination: Remote, steps: list[Step]) -> list[Step]:
     """Keep the objects of every tip a force-update or delete replaces, under a cache ref."""
     label = hashlib.sha256(destination.url.encode()).hexdigest()[:12] + f"/{int(time.time())}"
     kept = []
     for step in steps:
         if step["op"] in ("force-update", "delete"):
             keep = cache.preserve(destination, str(step["ref"]), str(step["from"]), label)
-            kept.append({"ref": step["ref"], "sha": step["from"], "kept_as": keep,
-                         "cache": str(cache.path)})
+            kept.append(
+                {"ref": step["ref"], "sha": step["from"], "kept_as": keep, "cache": str(cache.path)}
+            )
     return kept
 
 
@@ -82,8 +83,14 @@ def _result(
 ) -> ActionResult:
     by_ref = {o.ref: o for o in outcomes}
     moved = [
-        {"op": s["op"], "ref": s["ref"], "from": s.get("from"), "to": s.get("to"),
-         "ok": by_ref[s["ref"]].ok, "result": by_ref[s["ref"]].summary}
+        {
+            "op": s["op"],
+            "ref": s["ref"],
+            "from": s.get("from"),
+            "to": s.get("to"),
+            "ok": by_ref[s["ref"]].ok,
+            "result": by_ref[s["ref"]].summary,
+        }
         for s in steps
         if s["ref"] in by_ref
     ]
@@ -92,8 +99,7 @@ def _result(
     if not failed:
         return ActionResult("done", f"{len(moved)} refs updated", state, history)
     detail = "; ".join(f"{m['ref']}: {m['result']}" for m in failed)
-    outcome = "partial" if len(failed) < len(moved) else "failed"
+    outcome: Outcome = "partial" if len(failed) < len(moved) else "failed"
     return ActionResult(
         outcome, f"{len(failed)} of {len(moved)} refs failed: {detail}", state, history
     )
-

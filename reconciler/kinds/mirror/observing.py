@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+
 from reconciler.errors import ReconcilerError
 from reconciler.git import ObjectCache, Remote, list_refs
 from reconciler.kinds.base import Context
@@ -27,7 +28,7 @@ def observe_mirror(spec: MirrorSpec, context: Context) -> MirrorObserved:
 
 
 def repository_names(spec: MirrorSpec) -> list[str]:
-    """The repositories a spec covers; `["*"]` lists the bare repositories of the source directory."""
+    """The repositories a spec covers; `["*"]` lists the bare repositories of the source dir."""
     if spec.repos is None:
         name = spec.source.url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
         return [name.removesuffix(".git") or name]
@@ -38,9 +39,11 @@ def repository_names(spec: MirrorSpec) -> list[str]:
     names = []
     for entry in sorted(template.parent.iterdir()):
         name = entry.name
-        if name.startswith(prefix) and name.endswith(suffix) and len(name) > len(prefix + suffix):
-            if (entry / "HEAD").is_file() or (entry / ".git" / "HEAD").is_file():
-                names.append(name[len(prefix) : len(name) - len(suffix)])
+        fits = (
+            name.startswith(prefix) and name.endswith(suffix) and len(name) > len(prefix + suffix)
+        )
+        if fits and ((entry / "HEAD").is_file() or (entry / ".git" / "HEAD").is_file()):
+            names.append(name[len(prefix) : len(name) - len(suffix)])
     return names
 
 
@@ -56,23 +59,19 @@ def _observe_repo(spec: MirrorSpec, repo: str, context: Context) -> RepoObserved
     except ReconcilerError as error:
         return RepoObserved(repo=repo, source=source.url, error=str(error))
     refs = filtered(listing.refs, spec)
-    destinations = [
-        _observe_destination(d.remote(repo), spec, context) for d in spec.destinations
-    ]
-    error = _answer_ancestry(refs, destinations, source_cache(spec, repo, context))
+    destinations = [_observe_destination(d.remote(repo), spec, context) for d in spec.destinations]
+    problem = _answer_ancestry(refs, destinations, source_cache(spec, repo, context))
     return RepoObserved(
         repo=repo,
         source=source.url,
         refs=refs,
         head=listing.head,
         destinations=destinations,
-        error=error,
+        error=problem,
     )
 
 
-def _observe_destination(
-    remote: Remote, spec: MirrorSpec, context: Context
-) -> DestinationObserved:
+def _observe_destination(remote: Remote, spec: MirrorSpec, context: Context) -> DestinationObserved:
     if not remote.exists():
         return DestinationObserved(url=remote.url, exists=False)
     try:

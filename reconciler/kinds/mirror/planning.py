@@ -52,8 +52,14 @@ def plan_destination(
     steps: list[Step] = []
     if not destination.exists:
         head = _initial_head(repo)
-        steps.append({**base, "op": "init", "head": head,
-                      "reason": "destination does not exist: create a bare repository"})
+        steps.append(
+            {
+                **base,
+                "op": "init",
+                "head": head,
+                "reason": "destination does not exist: create a bare repository",
+            }
+        )
     for ref in sorted(set(repo.refs) | set(destination.refs)):
         step = plan_ref(spec, ref, repo.refs.get(ref), destination)
         if step is not None:
@@ -72,22 +78,41 @@ def plan_ref(
         return {"op": "create", "to": new, "reason": f"new at the source ({short(new)})"}
     if new is None:
         if spec.prune:
-            return {"op": "delete", "from": old,
-                    "reason": f"gone from the source; prune is on (was {short(old)})"}
+            return {
+                "op": "delete",
+                "from": old,
+                "reason": f"gone from the source; prune is on (was {short(old)})",
+            }
         return None  # kept: without prune a destination ref the source dropped stays
     if destination.fast_forward.get(ref):
-        return {"op": "fast-forward", "from": old, "to": new,
-                "reason": f"behind the source: {short(old)}..{short(new)}"}
+        return {
+            "op": "fast-forward",
+            "from": old,
+            "to": new,
+            "reason": f"behind the source: {short(old)}..{short(new)}",
+        }
     what = "tag moved at the source" if ref.startswith("refs/tags/") else "diverged"
     detail = f"{what}: destination {short(old)} is not contained in the source {short(new)}"
     if spec.conflictStrategy == "force":
-        return {"op": "force-update", "from": old, "to": new,
-                "reason": f"{detail}; conflictStrategy force overwrites it (old tip kept)"}
+        return {
+            "op": "force-update",
+            "from": old,
+            "to": new,
+            "reason": f"{detail}; conflictStrategy force overwrites it (old tip kept)",
+        }
     if spec.conflictStrategy == "skip":
-        return {"op": "skip", "from": old, "to": new,
-                "reason": f"{detail}; conflictStrategy skip leaves it"}
-    return {"op": "blocked", "from": old, "to": new,
-            "reason": f"{detail}; conflictStrategy fail leaves it untouched"}
+        return {
+            "op": "skip",
+            "from": old,
+            "to": new,
+            "reason": f"{detail}; conflictStrategy skip leaves it",
+        }
+    return {
+        "op": "blocked",
+        "from": old,
+        "to": new,
+        "reason": f"{detail}; conflictStrategy fail leaves it untouched",
+    }
 
 
 def _initial_head(repo: RepoObserved) -> str:
@@ -115,11 +140,13 @@ def _verdict(
             "create" if last_applied is None else "update", reason, tuple(actions), tuple(notes)
         )
     if blocked:
-        return ResourcePlan("blocked", f"{len(blocked)} blocked: {blocked[0]['reason']}",
-                            notes=tuple(notes))
+        return ResourcePlan(
+            "blocked", f"{len(blocked)} blocked: {blocked[0]['reason']}", notes=tuple(notes)
+        )
     skipped = f"; {len(notes)} diverged refs skipped" if notes else ""
     repos = len(observed.repos)
     return ResourcePlan(
-        "noop", f"{destinations} destinations of {repos} repositories match the source{skipped}",
+        "noop",
+        f"{destinations} destinations of {repos} repositories match the source{skipped}",
         notes=tuple(notes),
     )
