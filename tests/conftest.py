@@ -92,7 +92,7 @@ def daemon(tmp_path: Path) -> Iterator[GitDaemon]:
 
 @pytest.fixture
 def http_server(tmp_path: Path) -> Iterator[GitHttpServer]:
-    """`git http-backend` on 127.0.0.1 serving tmp_path/http, password-protected (bot/s3cret-token)."""
+    """`git http-backend` on 127.0.0.1 serving tmp_path/http; Basic auth bot / s3cret-token."""
     root = tmp_path / "http"
     root.mkdir()
     with GitHttpServer(root, username="bot", password="s3cret-token") as server:
