@@ -49,6 +49,9 @@ class Workspace:
         """The kinds this reconciler knows."""
         return default_registry()
 
+    def __post_init__(self) -> None:
+        self.state = self.state.absolute()  # caches recorded in the store stay findable
+
     @property
     def state_dir(self) -> Path:
         """The directory of the store file: caches live beside it."""

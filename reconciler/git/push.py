@@ -27,13 +27,13 @@ class RefUpdate:
     ref: str
     new: str | None
     expected: str | None
-    force: bool = False
 
     def refspec(self) -> str:
         """The refspec handed to git push."""
         if self.new is None:
             return f":{self.ref}"
-        return f"{'+' if self.force else ''}{self.new}:{self.ref}"
+        # Never `+`: it would override the lease. The lease alone allows a non-fast-forward.
+        return f"{self.new}:{self.ref}"
 
     def lease(self) -> str:
         """`--force-with-lease` so git updates the ref only if it is where we saw it."""

@@ -7,7 +7,6 @@ except with TemporaryError (worth a retry) or another ReconcilerError (final).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from pydantic import BaseModel
 from reconciler.git import GitRunner
 from reconciler.redaction import Redactor
 from reconciler.specs import Resource
+from reconciler.specs.envelope import canonical_digest
 from reconciler.store import ResourceRecord
 
 Step = dict[str, Any]
@@ -78,7 +78,7 @@ class ActionResult:
 
 def fingerprint(observed: BaseModel) -> str:
     """A digest of observed facts, so a saved plan can tell that the world moved."""
-    return "sha256:" + hashlib.sha256(observed.model_dump_json().encode()).hexdigest()
+    return canonical_digest(observed.model_dump(mode="json"))
 
 
 class Controller(Protocol):

@@ -56,7 +56,6 @@ def _update(step: Step) -> RefUpdate:
         ref=str(step["ref"]),
         new=None if op == "delete" else str(step["to"]),
         expected=step.get("from"),
-        force=op == "force-update",
     )
 
 
