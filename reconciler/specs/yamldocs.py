@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
@@ -23,23 +24,52 @@ def read_documents(text: str) -> Iterator[tuple[Any, int]]:
     """Yield (document, first line) for every non-empty document in `text`."""
     yaml = YAML(typ="rt")  # round-trip nodes remember the line of every key and item
     try:
-        for document in yaml.load_all(text):
+        for index, document in enumerate(yaml.load_all(text)):
             if document is None:
                 continue
-            yield document, _first_line(document)
+            if isinstance(document, CommentedMap | CommentedSeq):
+                yield document, int(document.lc.line) + 1
+            else:  # a bare scalar remembers no line: ask the composer (rare, and an error anyway)
+                yield document, _scalar_line(text, index)
     except MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = error.problem or error.context or "invalid YAML"
-        raise YamlSyntaxError(f"invalid YAML: {problem}".strip(), line) from None
+        raise YamlSyntaxError(_syntax_message(error), _syntax_line(error, text)) from None
     except YAMLError as error:
         raise YamlSyntaxError(f"invalid YAML: {error}", None) from None
 
 
-def _first_line(node: Any) -> int:
-    if isinstance(node, CommentedMap | CommentedSeq):
-        return int(node.lc.line) + 1
+def _scalar_line(text: str, index: int) -> int:
+    for number, node in enumerate(YAML(typ="rt").compose_all(text)):
+        if number == index and node is not None:
+            return int(node.start_mark.line) + 1
     return 1
+
+
+_DUPLICATE_KEY = re.compile(r'^found duplicate key "(?P<key>.*?)" with value')
+
+
+def _syntax_message(error: MarkedYAMLError) -> str:
+    """The parser's problem in one line; values are left out (they may be long or secret)."""
+    problem = str(error.problem or error.context or "invalid YAML").strip()
+    duplicate = _DUPLICATE_KEY.match(problem)
+    if duplicate:
+        return f"invalid YAML: duplicate key {duplicate['key']!r} in a mapping"
+    context, mark = error.context, error.context_mark
+    if context and error.problem and mark is not None and mark is not error.problem_mark:
+        problem += f" ({context} started at line {mark.line + 1})"
+    return f"invalid YAML: {problem}"
+
+
+def _syntax_line(error: MarkedYAMLError, text: str) -> int | None:
+    """Where the parser gave up; at the end of the text, where the unclosed construct began."""
+    problem_mark, context_mark = error.problem_mark, error.context_mark
+    mark = problem_mark or context_mark
+    if mark is None:
+        return None
+    at_end = "end of stream" in str(error.problem) or "<stream end>" in str(error.problem)
+    if at_end and context_mark is not None:
+        mark = context_mark
+    last_line = max(1, len(text.splitlines()))
+    return min(int(mark.line) + 1, last_line)
 
 
 def line_of(node: Any, path: tuple[str | int, ...], fallback: int) -> int:

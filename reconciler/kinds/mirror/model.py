@@ -40,8 +40,10 @@ class RemoteSpec(BaseModel):
         url = url.strip()
         remote = Remote(url)
         if remote.scheme not in _SUPPORTED:
-            raise ValueError(f"unsupported URL scheme {remote.scheme!r}; use a path or one of "
-                             "file://, git://, http://, https://, ssh://")
+            raise ValueError(
+                f"unsupported URL scheme {remote.scheme!r}; use a path or one of "
+                "file://, git://, http://, https://, ssh://"
+            )
         base = (info.context or {}).get("base_dir")
         if remote.is_local and not url.startswith("file:") and base is not None:
             return str((Path(base) / url).resolve()) if not Path(url).is_absolute() else url
@@ -51,7 +53,9 @@ class RemoteSpec(BaseModel):
     def _credentials(self) -> RemoteSpec:
         url, user, password = strip_userinfo(self.url)
         if password is not None:
-            raise ValueError("put credentials in username/password (password: ${VAR}), not in the URL")
+            raise ValueError(
+                "put credentials in username/password (password: ${VAR}), not in the URL"
+            )
         if user is not None:
             self.url, self.username = url, self.username or user
         scheme = Remote(self.url).scheme
@@ -104,14 +108,20 @@ class MirrorSpec(BaseModel):
         urls = [self.source.url, *(d.url for d in self.destinations)]
         templated = [REPO_PLACEHOLDER in url for url in urls]
         if self.repos is not None and not all(templated):
-            raise ValueError("with `repos`, the source and every destination URL must contain {repo}")
+            raise ValueError(
+                "with `repos`, the source and every destination URL must contain {repo}"
+            )
         if self.repos is None and any(templated):
             raise ValueError("a URL contains {repo} but `repos` is not set")
         if self.repos == ["*"] and not Remote(self.source.url).is_local:
-            raise ValueError('repos: ["*"] discovers repositories in a local directory of bare '
-                             "repositories; list the names for a network source")
+            raise ValueError(
+                'repos: ["*"] discovers repositories in a local directory of bare '
+                "repositories; list the names for a network source"
+            )
         if self.repos == ["*"] and "/" in self.source.url.split(REPO_PLACEHOLDER, 1)[1]:
-            raise ValueError("for discovery, {repo} must be in the last path component of the source")
+            raise ValueError(
+                "for discovery, {repo} must be in the last path component of the source"
+            )
         destinations = [d.url for d in self.destinations]
         if len(set(destinations)) != len(destinations):
             raise ValueError("a destination is listed twice")
