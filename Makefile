@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH bash specs/demo.sh
+	PATH=$(CURDIR)/$(BIN):$$PATH bash scripts/demo.sh
 
 test: $(STAMP)
 	$(BIN)/pytest -n 2 -q
