@@ -1,0 +1,47 @@
+"""The README documents every command and option, and the bundled specs validate."""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+from reconciler.cli.main import cli
+from tests.conftest import ROOT, Workspace
+
+README = (ROOT / "README.md").read_text()
+
+
+def commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
+    found = []
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += commands(command, f"{prefix}{name} ")
+        else:
+            found.append((f"{prefix}{name}", command))
+    return found
+
+
+def test_every_command_and_option_is_in_the_readme() -> None:
+    missing = []
+    for name, command in commands(cli):
+        if f"`{name}" not in README:
+            missing.append(name)
+        for param in command.params:
+            for option in getattr(param, "opts", []):
+                if option.startswith("--") and option not in ("--help",) and option not in README:
+                    missing.append(f"{name} {option}")
+    assert missing == []
+
+
+def test_the_bundled_specs_validate(ws: Workspace) -> None:
+    result = ws.run("--specs", str(ROOT / "specs"), "validate")
+    assert result.code == 0, result.output
+    assert re.search(r"^2 resources valid", result.stdout)
+
+
+def test_the_readme_mirror_example_validates(ws: Workspace) -> None:
+    example = README.split("### Mirror\n\n```yaml\n", 1)[1].split("```", 1)[0]
+    ws.write_spec("example.yaml", example)
+    result = ws.run("validate", env={"BACKUP_TOKEN": "t0ken-value"})
+    assert result.code == 0, result.output
