@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from pydantic import BaseModel
 
 from reconciler.engine.graph import dependencies, ordered, with_dependencies
 from reconciler.engine.plans import Change, Plan
 from reconciler.engine.sources import load_specs
+from reconciler.engine.specdiff import changed_fields
 from reconciler.engine.status import observation_of
 from reconciler.engine.workspace import Workspace
 from reconciler.errors import ReconcilerError
@@ -88,7 +90,11 @@ def _plan_resource(
         verdict = ResourcePlan("blocked", reason, notes=({"op": "blocked", "reason": reason},))
         return _change(resource, verdict, None)
     verdict = controller.plan(resource, observed, record)
-    return _change(resource, verdict, fingerprint(observed))
+    change = _change(resource, verdict, fingerprint(observed))
+    if record is not None and record.spec_digest != resource.digest:
+        fields = changed_fields(record.spec, resource.public_dict())
+        change = replace(change, reason=f"{change.reason} (spec changed: {', '.join(fields)})")
+    return change
 
 
 def _change(resource: Resource, verdict: ResourcePlan, observed: str | None) -> Change:
