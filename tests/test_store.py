@@ -6,17 +6,32 @@ import sqlite3
 
 from reconciler.redaction import Redactor, strip_userinfo
 from reconciler.store import Observation, ResourceRecord, Store
+from reconciler.store.schema import SCHEMA_VERSION
 from tests.conftest import Workspace
 
 
 def test_a_new_store_is_migrated_and_reopening_changes_nothing(ws: Workspace) -> None:
     store = Store(ws.state)
-    assert store.schema_version() == 1 and store.serial() == 0
+    assert store.schema_version() == SCHEMA_VERSION and store.serial() == 0
     store.close()
     again = Store(ws.state)
-    assert again.schema_version() == 1 and again.serial() == 0
+    assert again.schema_version() == SCHEMA_VERSION and again.serial() == 0
     mode = again.query("PRAGMA journal_mode")[0]["journal_mode"]
     assert mode == "wal"
+
+
+def test_an_older_store_is_migrated_forward(ws: Workspace) -> None:
+    Store(ws.state).close()
+    with sqlite3.connect(ws.state) as db:  # make it look like a version 1 store
+        db.execute("DROP TABLE versions")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    store = Store(ws.state)
+    assert store.schema_version() == SCHEMA_VERSION
+    assert store.add_version("Taxonomy/t", {"terms": []}, {}) == 1
+    assert store.add_version("Taxonomy/t", {"terms": []}, {}) == 1  # same content, same number
+    assert store.add_version("Taxonomy/t", {"terms": [1]}, {"note": "x"}) == 2
+    assert [v["version"] for v in store.versions("Taxonomy/t")] == [2, 1]
+    assert store.version("Taxonomy/t", 2)["content"] == {"terms": [1]}
 
 
 def test_every_change_of_state_bumps_the_serial_and_observations_do_not(ws: Workspace) -> None:

@@ -14,10 +14,12 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from reconciler.cli import render
 from reconciler.cli.example import EXAMPLE_MIRRORS
+from reconciler.engine import rollback as rollbacks
 from reconciler.engine.applying import ActionReport, Listener, locked_apply
 from reconciler.engine.planning import load, make_plan
 from reconciler.engine.plans import Plan, load_plan
@@ -190,7 +192,9 @@ def apply(
         return click.confirm("Apply these changes?", default=False)
 
     with _progress() as listener:
-        result, report = locked_apply(workspace, prepare, confirm, timeout, listener)
+        result, report = locked_apply(
+            workspace, prepare, confirm, timeout, listener, replanning=planfile is None
+        )
     if report is None:
         stderr.print("Apply cancelled; nothing changed.")
         return 1
@@ -297,14 +301,14 @@ def history(address: str | None, as_json: bool) -> int:
         return 0
     render.table(
         stdout,
-        ("AT", "REV", "UNIT", "OUTCOME", "WHAT MOVED"),
+        ("AT", "REV", "UNIT", "OUTCOME", "WHAT HAPPENED"),
         [
             (
                 e["at"],
                 e.get("revision"),
                 e.get("unit", ""),
                 e.get("outcome", e.get("event", "")),
-                _moved(e),
+                e.get("summary", "-"),
             )
             for e in entries
         ],
@@ -312,16 +316,23 @@ def history(address: str | None, as_json: bool) -> int:
     return 0
 
 
-def _moved(entry: dict[str, Any]) -> str:
-    moved = entry.get("moved") or []
-    parts = [
-        f"{m['op']} {m['ref']} {str(m.get('to') or '')[:7]}".strip()
-        + ("" if m["ok"] else f" (failed: {m['result']})")
-        for m in moved
-    ]
-    if entry.get("created"):
-        parts.insert(0, "created repository")
-    return "; ".join(parts) or "-"
+@cli.command("rollback")
+@click.argument("address")
+@click.option("--to", "to", metavar="REV", help="The release or version to return to.")
+@click.option("--unpin", is_flag=True, help="Release a rollback's pin instead.")
+@click.option("--lock-timeout", default="0", show_default=True, help="Wait for the lock.")
+def rollback_command(address: str, to: str | None, unpin: bool, lock_timeout: str) -> int:
+    """Return a resource to an earlier recorded revision, and pin it there."""
+    workspace = _workspace()
+    if unpin:
+        stdout.print(rollbacks.unpin(workspace, address))
+        return 0
+    result = rollbacks.rollback(workspace, address, to, _duration(lock_timeout, "--lock-timeout"))
+    colour = "green" if result.outcome == "done" else "red"
+    stdout.print(f"[{colour}]{result.outcome}[/{colour}] {escape(result.message)}")
+    if result.pin:
+        stdout.print(f"{address} is pinned at {result.pin} until its spec changes.")
+    return 0 if result.outcome == "done" else 1
 
 
 @cli.group()

@@ -6,11 +6,12 @@ from __future__ import annotations
 import random
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from reconciler.engine.graph import dependencies
+from reconciler.engine.planning import replan
 from reconciler.engine.plans import Change, Plan
 from reconciler.engine.workspace import Workspace
 from reconciler.errors import ReconcilerError, TemporaryError
@@ -61,9 +62,17 @@ class Listener:
 
 
 def execute(
-    workspace: Workspace, plan: Plan, specs: SpecSet, listener: Listener | None = None
+    workspace: Workspace,
+    plan: Plan,
+    specs: SpecSet,
+    listener: Listener | None = None,
+    replan: Callable[[str], Change] | None = None,
 ) -> ApplyReport:
-    """Apply `plan` (the caller holds the lock). Independent resources never stop each other."""
+    """Apply `plan` (the caller holds the lock). Independent resources never stop each other.
+
+    With `replan`, a resource whose dependencies changed during this apply is planned again
+    once they are done (staging deployed, then production sees it); a saved plan has none.
+    """
     listener = listener or Listener()
     report = ApplyReport()
     store = workspace.store
@@ -74,18 +83,18 @@ def execute(
         report.notes.append(note)
     resources = specs.by_address()
     records = {r.address: r for r in store.resources()}
-    refresh = [c for c in plan.changes if not c.actions and _needs_record(c, resources, records)]
-    work = [c for c in plan.changes if c.actions]
-    report.blocked = [
-        f"{c.address}: {s['reason']}" for c in plan.changes for s in c.notes if s["op"] == "blocked"
-    ]
+    graph = dependencies(specs, workspace.registry)
+    work = _scheduled(plan, graph, replan is not None)
+    refresh = [c for c in plan.changes if c not in work and _needs_record(c, resources, records)]
     if not work and not refresh:
+        report.blocked = _blocked(plan.changes)
         return report
     report.revision = store.begin_revision("apply", plan.source, plan.commit, plan.digest)
-    run = _Run(workspace, report, resources, records, listener)
+    run = _Run(workspace, report, resources, records, listener, replan)
     for change in refresh:
         run.record_without_actions(change)
-    run.run(work, dependencies(specs, workspace.registry))
+    run.run(work, graph)
+    report.blocked = _blocked([run.final.get(c.address, c) for c in plan.changes])
     outcome = (
         "success"
         if report.ok
@@ -97,6 +106,22 @@ def execute(
     )
     store.finish_revision(report.revision, outcome, plan.summary())
     return report
+
+
+def _scheduled(plan: Plan, graph: dict[str, set[str]], replanning: bool) -> list[Change]:
+    """Changes with actions, and (when re-planning) everything downstream of them."""
+    moving: set[str] = set()
+    scheduled = []
+    for change in plan.changes:  # the plan is in dependency order
+        downstream = replanning and bool(graph.get(change.address, set()) & moving)
+        if change.actions or downstream:
+            moving.add(change.address)
+            scheduled.append(change)
+    return scheduled
+
+
+def _blocked(changes: Iterable[Change]) -> list[str]:
+    return [f"{c.address}: {s['reason']}" for c in changes for s in c.notes if s["op"] == "blocked"]
 
 
 def _needs_record(
@@ -119,7 +144,11 @@ class _Run:
         resources: dict[str, Resource],
         records: dict[str, ResourceRecord],
         listener: Listener,
+        replan: Callable[[str], Change] | None = None,
     ) -> None:
+        self.replan = replan
+        self.final: dict[str, Change] = {}  # changes as re-planned during the run
+        self.ran: set[str] = set()  # resources that had actions in this run
         self.workspace = workspace
         self.store = workspace.store
         self.report = report
@@ -130,7 +159,7 @@ class _Run:
 
     def run(self, work: list[Change], graph: dict[str, set[str]]) -> None:
         """Run every action of `work`, a resource's actions only after its dependencies'."""
-        remaining = {c.address: len(c.actions) for c in work}
+        remaining = {c.address: max(1, len(c.actions)) for c in work}
         waiting = list(work)
         ready: list[tuple[Change, Action, int]] = []
         running: dict[Future[tuple[ActionResult, int]], tuple[Change, Action, int]] = {}
@@ -167,6 +196,15 @@ class _Run:
                 still.append(change)
                 continue
             failed = [d for d in deps if _RANK.get(self.outcomes.get(d, "done"), 0) >= 2]
+            if self.replan is not None and deps & self.ran and not failed:
+                change = self.replan(change.address)
+                self.final[change.address] = change
+            remaining[change.address] = len(change.actions)
+            if not change.actions:
+                if _needs_record(change, self.resources, self.records):
+                    self.record_without_actions(change)
+                continue
+            self.ran.add(change.address)
             revision = self.report.revision or 0
             for action in change.actions:
                 entry = self.store.journal_add(
@@ -247,7 +285,7 @@ class _Run:
             last_applied_at=now(),
             outcome=outcome,
             message=message,
-            pinned=previous.pinned if previous else None,
+            pinned=_pin(previous, resource),
         )
         self.records[change.address] = record
         return record
@@ -267,10 +305,17 @@ class _Run:
             last_applied_at=now(),
             outcome="blocked" if change.action == "blocked" else "done",
             message=change.reason,
-            pinned=previous.pinned if previous else None,
+            pinned=_pin(previous, resource),
         )
         self.records[change.address] = record
         self.store.put_resource(record)
+
+
+def _pin(previous: ResourceRecord | None, resource: Resource) -> str | None:
+    """A rollback's pin holds until the spec changes."""
+    if previous is None or previous.spec_digest != resource.digest:
+        return None
+    return previous.pinned
 
 
 def locked_apply(
@@ -279,6 +324,7 @@ def locked_apply(
     confirm: Callable[[Plan], bool],
     lock_timeout: float,
     listener: Listener | None = None,
+    replanning: bool = True,
 ) -> tuple[Plan, ApplyReport | None]:
     """Take the lock, make (or check) the plan, ask, apply, release. None: not confirmed."""
     note = workspace.store.lock.acquire("apply", lock_timeout)
@@ -288,7 +334,8 @@ def locked_apply(
         plan, specs = prepare()
         if plan.pending and not confirm(plan):
             return plan, None
-        report = execute(workspace, plan, specs, listener)
+        again = (lambda address: replan(workspace, specs, address)) if replanning else None
+        report = execute(workspace, plan, specs, listener, again)
         if note:
             report.notes.insert(0, note)
         return plan, report

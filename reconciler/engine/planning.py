@@ -61,6 +61,15 @@ def make_plan(workspace: Workspace, specs: SpecSet, targets: list[str] | None = 
     )
 
 
+def replan(workspace: Workspace, specs: SpecSet, address: str) -> Change:
+    """Observe and plan one resource again (its dependencies just changed the world)."""
+    change = _plan_resource(
+        workspace, specs.by_address()[address], workspace.store.resource(address)
+    )
+    workspace.store.save_observation(observation_of(change, workspace.store.resource(address)))
+    return change
+
+
 def observe(workspace: Workspace, resource: Resource) -> BaseModel:
     """The controller's observation of one resource."""
     controller = workspace.registry[resource.kind]
@@ -89,6 +98,12 @@ def _plan_resource(
         reason = workspace.redact(f"cannot observe: {error}")
         verdict = ResourcePlan("blocked", reason, notes=({"op": "blocked", "reason": reason},))
         return _change(resource, verdict, None)
+    if record is not None and record.pinned and record.spec_digest == resource.digest:
+        reason = (
+            f"pinned by a rollback to {record.pinned}; a change of the spec or "
+            f"`rollback {resource.address} --unpin` releases it"
+        )
+        return _change(resource, ResourcePlan("noop", reason), fingerprint(observed))
     verdict = controller.plan(resource, observed, record)
     change = _change(resource, verdict, fingerprint(observed))
     if record is not None and record.spec_digest != resource.digest:

@@ -73,6 +73,7 @@ class Workspace:
             state_dir=self.state_dir,
             git=self.git,
             redact=self.redact,
+            store=self.store,
             parallelism=self.parallelism,
             progress=self.progress,
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -18,7 +18,7 @@ from reconciler.git import GitRunner
 from reconciler.redaction import Redactor
 from reconciler.specs import Resource
 from reconciler.specs.envelope import canonical_digest
-from reconciler.store import ResourceRecord
+from reconciler.store import ResourceRecord, Store
 
 Step = dict[str, Any]
 ChangeAction = Literal["create", "update", "delete", "noop", "blocked"]
@@ -34,6 +34,7 @@ class Context:
     state_dir: Path
     git: GitRunner
     redact: Redactor
+    store: Store  # read it freely; write only versions (the engine records everything else)
     parallelism: int = 4
     progress: Callable[[str], None] = field(default=lambda _message: None)
 
@@ -73,7 +74,8 @@ class ActionResult:
     outcome: Outcome
     message: str
     state: Any = None  # the unit's state after the action, stored as state[unit]
-    history: dict[str, Any] = field(default_factory=dict)
+    history: dict[str, Any] = field(default_factory=dict)  # with a one-line "summary"
+    pin: str | None = None  # set by a rollback: what the resource is held at
 
 
 def fingerprint(observed: BaseModel) -> str:
@@ -104,4 +106,16 @@ class Controller(Protocol):
 
     def apply(self, resource: Resource, action: Action, context: Context) -> ActionResult:
         """Carry out one action; idempotent, as atomic as the target allows."""
+        ...
+
+
+@runtime_checkable
+class Rollbacker(Protocol):
+    """Optional capability: return a resource to an earlier recorded revision and pin it."""
+
+    def rollback(
+        self, resource: Resource, record: ResourceRecord, to: str | None, context: Context
+    ) -> ActionResult:
+        """Go back to `to` (kind-specific: a release or version number; None: the previous
+        good one); the result's `pin` says what the resource is held at."""
         ...

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from reconciler.specs.types import ResourceName
+from reconciler.specs.types import Address, ResourceName
 
 API_VERSION = "reconciler/v1"
 
@@ -22,18 +22,9 @@ class Metadata(BaseModel):
 
     name: ResourceName
     labels: dict[str, str] = Field(default_factory=dict)
-    dependsOn: list[str] = Field(
+    dependsOn: list[Address] = Field(
         default_factory=list, description="Addresses (Kind/name) applied before this one."
     )
-
-    @field_validator("dependsOn")
-    @classmethod
-    def _addresses(cls, value: list[str]) -> list[str]:
-        for address in value:
-            kind, _, name = address.partition("/")
-            if not kind or not name:
-                raise ValueError(f"{address!r} is not an address like Mirror/core-repos")
-        return value
 
 
 class Envelope(BaseModel):
@@ -125,7 +116,9 @@ def _secret_values(value: Any) -> list[str]:
     if isinstance(value, SecretStr):
         return [value.get_secret_value()]
     if isinstance(value, BaseModel):
-        return [s for name in type(value).model_fields for s in _secret_values(getattr(value, name))]
+        return [
+            s for name in type(value).model_fields for s in _secret_values(getattr(value, name))
+        ]
     if isinstance(value, list | tuple):
         return [s for item in value for s in _secret_values(item)]
     if isinstance(value, dict):

@@ -5,11 +5,23 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-_VARIABLE = re.compile(r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+_VARIABLE = re.compile(
+    r"\$\$"
+    r"|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}"
+    r"|(?P<malformed>\$\{[^}]{0,40}\}?)"
+)
 
 
-class MissingVariable(ValueError):
+class InterpolationError(ValueError):
+    """A string's `${...}` cannot be expanded."""
+
+
+class MissingVariable(InterpolationError):
     """A `${VAR}` without default names a variable that is not set."""
+
+
+class MalformedVariable(InterpolationError):
+    """A `${` that is not `${NAME}` or `${NAME:-default}` (unclosed, or a bad name)."""
 
 
 def interpolate(text: str, environ: Mapping[str, str]) -> str:
@@ -18,6 +30,11 @@ def interpolate(text: str, environ: Mapping[str, str]) -> str:
     def replace(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
             return "$"
+        if match["malformed"] is not None:
+            raise MalformedVariable(
+                f"malformed variable reference {match['malformed']!r}: use ${{NAME}} or "
+                "${NAME:-default}, and $$ for a literal $"
+            )
         name, default = match["name"], match["default"]
         if name in environ:
             return environ[name]

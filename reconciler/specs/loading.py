@@ -10,21 +10,26 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 
 from reconciler.errors import SpecError, SpecProblem
 from reconciler.specs.envelope import Envelope, Resource, SpecSet
-from reconciler.specs.interpolation import MissingVariable, interpolate
+from reconciler.specs.interpolation import InterpolationError, interpolate
+from reconciler.specs.types import FieldError
 from reconciler.specs.yamldocs import (
+    MAX_DEPTH,
     YamlSyntaxError,
     field_path,
     line_of,
     read_documents,
     to_plain,
+    too_deep,
 )
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 Loc = tuple[str | int, ...]
+_YAML_TAGS = "tag:yaml.org,2002:"
+_STR_TAG = _YAML_TAGS + "str"
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -80,10 +85,18 @@ def _load_file(
     problems: list[SpecProblem],
 ) -> list[Resource]:
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+        text = data.decode("utf-8")
         documents = list(read_documents(text))
-    except UnicodeDecodeError:
-        problems.append(SpecProblem(display, None, "not UTF-8 text"))
+    except OSError as error:
+        problems.append(SpecProblem(display, None, f"cannot read: {error.strerror or error}"))
+        return []
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        byte = data[error.start : error.start + 1].hex()
+        problems.append(
+            SpecProblem(display, line, f"not UTF-8 text (byte 0x{byte}); save it as UTF-8")
+        )
         return []
     except YamlSyntaxError as error:
         problems.append(SpecProblem(display, error.line, str(error)))
@@ -108,28 +121,41 @@ def _load_document(
     if not isinstance(document, CommentedMap):
         problems.append(SpecProblem(display, line, "a spec document must be a mapping"))
         return None
-    before = len(problems)
     address = _address_hint(document)
-    _interpolate_tree(document, (), environ, display, line, address, problems)
-    envelope = _validate(Envelope, document, (), display, line, address, problems)
-    if envelope is None or len(problems) > before:
+    deep = too_deep(document, line)
+    if deep is not None:
+        message = f"nested deeper than {MAX_DEPTH} levels"
+        problems.append(SpecProblem(display, deep, message, address))
         return None
-    model = kinds.get(envelope.kind)
-    if model is None:
+    before = len(problems)
+    _interpolate_tree(document, (), environ, display, line, address, problems)
+    unresolved = {p.field for p in problems[before:]}
+    interpolated = len(problems)
+    # The envelope and the spec are checked independently, so every problem shows at once.
+    envelope = _validate(Envelope, document, (), display, line, address, problems)
+    kind, spec_node = document.get("kind"), document.get("spec")
+    model = kinds.get(kind) if isinstance(kind, str) else None
+    if isinstance(kind, str) and model is None:
         valid = ", ".join(sorted(kinds))
         problems.append(
             SpecProblem(
                 display,
                 line_of(document, ("kind",), line),
-                f"unknown kind {envelope.kind!r}; valid kinds: {valid}",
+                f"unknown kind {kind!r}; valid kinds: {valid}",
                 address,
                 "kind",
             )
         )
-        return None
-    context = {"base_dir": path.parent}
-    spec = _validate(model, document["spec"], ("spec",), display, line, address, problems, context)
-    if spec is None:
+    spec = None
+    if model is not None and isinstance(spec_node, CommentedMap):
+        context = {"base_dir": path.parent}
+        spec_line = line_of(document, ("spec",), line)  # a missing spec field: the `spec:` line
+        spec = _validate(
+            model, spec_node, ("spec",), display, spec_line, address, problems, context
+        )
+    # A value whose ${VAR} could not be expanded was reported once; not again as invalid.
+    problems[interpolated:] = [p for p in problems[interpolated:] if p.field not in unresolved]
+    if envelope is None or spec is None or len(problems) > before:
         return None
     return Resource(
         kind=envelope.kind,
@@ -146,7 +172,7 @@ def _load_document(
 def _address_hint(document: CommentedMap) -> str | None:
     kind, metadata = document.get("kind"), document.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
-    return f"{kind}/{name}" if isinstance(kind, str) and isinstance(name, str) else None
+    return f"{kind}/{name}" if isinstance(kind, str) and isinstance(name, str) and name else None
 
 
 def _validate(
@@ -163,7 +189,7 @@ def _validate(
         return model.model_validate(to_plain(node), context=context)
     except ValidationError as error:
         for detail in error.errors(include_url=False):
-            loc: Loc = tuple(detail["loc"])
+            loc: Loc = tuple(detail["loc"]) + _inner_loc(detail)
             problems.append(
                 SpecProblem(
                     display,
@@ -174,6 +200,12 @@ def _validate(
                 )
             )
         return None
+
+
+def _inner_loc(detail: ErrorDetails) -> Loc:
+    """The field a model validator blamed (FieldError), below the error's own location."""
+    error = detail.get("ctx", {}).get("error")
+    return error.loc if isinstance(error, FieldError) else ()
 
 
 def _message(detail: ErrorDetails, model: type[BaseModel], loc: Loc) -> str:
@@ -231,10 +263,24 @@ def _interpolate_tree(
         return
     for key, value in items:
         here = (*loc, key)
+        tag = _explicit_tag(value)
+        if tag == _STR_TAG:  # `!!str 1.0`: a string, like any other
+            value = node[key] = str(value.value)
+        elif tag is not None and not tag.startswith(_YAML_TAGS):
+            problems.append(
+                SpecProblem(
+                    display,
+                    line_of(node, (key,), line),
+                    f"unsupported YAML tag {tag}: use plain values, and ${{VAR}} for secrets",
+                    address,
+                    field_path(here),
+                )
+            )
+            continue
         if isinstance(value, str) and "$" in value:
             try:
                 node[key] = interpolate(value, environ)
-            except MissingVariable as error:
+            except InterpolationError as error:
                 problems.append(
                     SpecProblem(
                         display, line_of(node, (key,), line), str(error), address, field_path(here)
@@ -242,6 +288,14 @@ def _interpolate_tree(
                 )
         else:
             _interpolate_tree(value, here, environ, display, line, address, problems)
+
+
+def _explicit_tag(value: Any) -> str | None:
+    """The tag written on a value (`!vault x`, `!!str 5`), or None."""
+    if isinstance(value, TaggedScalar | CommentedMap | CommentedSeq):
+        tag = value.tag.value
+        return str(tag) if tag else None
+    return None
 
 
 def _check_unique(resources: list[Resource], problems: list[SpecProblem]) -> None:

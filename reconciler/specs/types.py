@@ -9,10 +9,24 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+KIND_PATTERN = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 _DURATION = re.compile(r"^(?P<n>\d+)(?P<unit>[smhd]?)$")
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 # Characters git forbids in ref names (git-check-ref-format), which a glob can never match.
 _BAD_REF_CHARS = re.compile(r"[\s~^:\\\x00-\x1f\x7f]")
+
+
+class FieldError(ValueError):
+    """A validation error about a field below the one being validated.
+
+    A model validator that checks several fields together raises it with the path of the
+    field at fault (e.g. `FieldError("...", "destinations", 1, "url")`), so the message
+    names that field and its line instead of the whole model.
+    """
+
+    def __init__(self, message: str, *loc: str | int) -> None:
+        super().__init__(message)
+        self.loc: tuple[str | int, ...] = loc
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -25,9 +39,7 @@ def parse_duration(value: Any) -> timedelta:
         return timedelta(seconds=value)
     match = _DURATION.match(str(value).strip()) if isinstance(value, str) else None
     if not match:
-        raise ValueError(
-            f"invalid duration {value!r}: use integer seconds or 30s, 5m, 6h, 1d"
-        )
+        raise ValueError(f"invalid duration {value!r}: use integer seconds or 30s, 5m, 6h, 1d")
     return timedelta(seconds=int(match["n"]) * _SECONDS[match["unit"]])
 
 
@@ -38,6 +50,14 @@ def check_name(value: str) -> str:
             f"invalid name {value!r}: use lowercase letters, digits and '-', "
             "starting and ending with a letter or digit, at most 63 characters"
         )
+    return value
+
+
+def check_address(value: str) -> str:
+    """Accept a resource address `Kind/name`."""
+    kind, slash, name = value.partition("/")
+    if not slash or not KIND_PATTERN.match(kind) or not NAME_PATTERN.match(name):
+        raise ValueError(f"{value!r} is not an address like Mirror/core-repos")
     return value
 
 
@@ -59,4 +79,5 @@ def check_ref_glob(value: str) -> str:
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 ResourceName = Annotated[str, AfterValidator(check_name)]
+Address = Annotated[str, AfterValidator(check_address)]
 RefGlob = Annotated[str, AfterValidator(check_ref_glob)]

@@ -11,6 +11,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+MAX_DEPTH = 100  # deeper documents are refused before recursion (parser, pydantic) gives out
+
 
 class YamlSyntaxError(ValueError):
     """The text is not YAML; `line` is where the parser gave up (1-based, if known)."""
@@ -33,6 +35,10 @@ def read_documents(text: str) -> Iterator[tuple[Any, int]]:
                 yield document, _scalar_line(text, index)
     except MarkedYAMLError as error:
         raise YamlSyntaxError(_syntax_message(error), _syntax_line(error, text)) from None
+    except RecursionError:
+        raise YamlSyntaxError(
+            f"invalid YAML: nested deeper than {MAX_DEPTH} levels", _deep_flow_line(text)
+        ) from None
     except YAMLError as error:
         raise YamlSyntaxError(f"invalid YAML: {error}", None) from None
 
@@ -70,6 +76,31 @@ def _syntax_line(error: MarkedYAMLError, text: str) -> int | None:
         mark = context_mark
     last_line = max(1, len(text.splitlines()))
     return min(int(mark.line) + 1, last_line)
+
+
+def _deep_flow_line(text: str) -> int | None:
+    """The line where `[`/`{` nesting first exceeds MAX_DEPTH (a guess; quotes are ignored)."""
+    depth = 0
+    for number, line in enumerate(text.splitlines(), 1):
+        for char in line:
+            depth += (char in "[{") - (char in "]}")
+            if depth > MAX_DEPTH:
+                return number
+    return None
+
+
+def too_deep(document: Any, fallback: int) -> int | None:
+    """The line of the first node nested deeper than MAX_DEPTH, or None (no recursion)."""
+    stack: list[tuple[Any, int, int]] = [(document, 0, fallback)]
+    while stack:
+        node, depth, line = stack.pop()
+        if isinstance(node, CommentedMap | CommentedSeq):
+            line = int(node.lc.line) + 1
+            if depth >= MAX_DEPTH:
+                return line
+            values = node.values() if isinstance(node, CommentedMap) else node
+            stack += [(value, depth + 1, line) for value in values]
+    return None
 
 
 def line_of(node: Any, path: tuple[str | int, ...], fallback: int) -> int:

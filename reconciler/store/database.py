@@ -6,8 +6,10 @@ Only this package writes SQL. Writes that belong together run in one `transactio
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -30,6 +32,9 @@ class StoreDatabase:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # One connection shared by the engine's threads: every statement and transaction
+        # holds this lock, so threads never interleave inside SQLite.
+        self._guard = threading.RLock()
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             connection = sqlite3.connect(
@@ -50,21 +55,24 @@ class StoreDatabase:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        with self._guard:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
 
     def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Cursor:
         """Run one statement."""
-        return self.db.execute(sql, params)
+        with self._guard:
+            return self.db.execute(sql, params)
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         """Rows of a SELECT as dicts."""
-        return list(self.db.query(sql, params))
+        with self._guard:
+            return list(self.db.query(sql, params))
 
     def schema_version(self) -> int:
         """The migration level of this file (0 for a new file)."""
@@ -104,6 +112,11 @@ class StoreDatabase:
         """Count one more change of state (call inside the transaction that changes it)."""
         self.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'serial'")
         return self.serial()
+
+
+def canonical_digest(data: Any) -> str:
+    """`sha256:` of canonical JSON (the same content always gives the same digest)."""
+    return "sha256:" + hashlib.sha256(dumps(data).encode()).hexdigest()
 
 
 def dumps(data: Any) -> str:

@@ -53,7 +53,7 @@ class ApplyLock:
         return LockHolder.from_row(rows[0]) if rows else None
 
     def acquire(self, command: str, timeout: float = 0.0) -> str | None:
-        """Take the lock, waiting up to `timeout` seconds; a note says if a dead holder was freed."""
+        """Take the lock, waiting up to `timeout` s; returns a note if a dead holder was freed."""
         deadline = time.monotonic() + timeout
         while True:
             with self.database.transaction():

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.store.database import StoreDatabase, dumps, loads, now
+from reconciler.store.database import StoreDatabase, canonical_digest, dumps, loads, now
 from reconciler.store.locking import ApplyLock
 
 JOURNAL_STATES = ("pending", "running", "done", "failed", "interrupted")
@@ -198,6 +198,54 @@ class Store(StoreDatabase):
             f"SELECT * FROM history {where} ORDER BY id DESC LIMIT ?", (*params, limit)
         )
         return [{**loads(r["entry"]), "address": r["address"], "at": r["at"]} for r in rows]
+
+    # -- versions ---------------------------------------------------------------------------
+    def add_version(self, address: str, content: Any, meta: dict[str, Any]) -> int:
+        """Keep applied content as the resource's next version (numbered from 1); return it.
+
+        Content identical to the latest version is not stored twice: its number is returned.
+        """
+        digest = canonical_digest(content)
+        with self.transaction():
+            rows = self.query(
+                "SELECT version, digest FROM versions WHERE address = ? "
+                "ORDER BY version DESC LIMIT 1",
+                (address,),
+            )
+            if rows and rows[0]["digest"] == digest:
+                return int(rows[0]["version"])
+            number = int(rows[0]["version"]) + 1 if rows else 1
+            self.execute(
+                "INSERT INTO versions(address, version, created_at, digest, content, meta) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (address, number, now(), digest, dumps(content), dumps(meta)),
+            )
+            self.bump_serial()
+            return number
+
+    def version(self, address: str, number: int) -> dict[str, Any] | None:
+        """One version with its content, or None."""
+        rows = self.query(
+            "SELECT * FROM versions WHERE address = ? AND version = ?", (address, number)
+        )
+        if not rows:
+            return None
+        return {**rows[0], "content": loads(rows[0]["content"]), "meta": loads(rows[0]["meta"])}
+
+    def versions(self, address: str) -> list[dict[str, Any]]:
+        """Every version of a resource, newest first, without content."""
+        rows = self.query(
+            "SELECT address, version, created_at, digest, meta FROM versions "
+            "WHERE address = ? ORDER BY version DESC",
+            (address,),
+        )
+        return [{**r, "meta": loads(r["meta"])} for r in rows]
+
+    def set_pin(self, address: str, pin: str | None) -> None:
+        """Pin a resource (a rollback holds it) or release the pin."""
+        with self.transaction():
+            self.execute("UPDATE resources SET pinned = ? WHERE address = ?", (pin, address))
+            self.bump_serial()
 
     # -- observations and events -----------------------------------------------------------
     def save_observation(self, observation: Observation) -> None:

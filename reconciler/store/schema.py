@@ -84,5 +84,20 @@ def _v1_initial(db: Database) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [_v1_initial]
+def _v2_versions(db: Database) -> None:
+    # Content a kind applied, numbered per resource from 1 (taxonomy versions, releases).
+    db.table("versions").create(
+        {
+            "address": str,
+            "version": int,
+            "created_at": str,
+            "digest": str,
+            "content": str,
+            "meta": str,
+        },
+        pk=("address", "version"),
+    )
+
+
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_versions]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -94,7 +94,13 @@ def _result(
         if s["ref"] in by_ref
     ]
     failed = [m for m in moved if not m["ok"]]
-    history = {"unit": action.unit, "created": created, "moved": moved, "preserved": preserved}
+    history = {
+        "unit": action.unit,
+        "summary": _summary(moved, created),
+        "created": created,
+        "moved": moved,
+        "preserved": preserved,
+    }
     if not failed:
         return ActionResult("done", f"{len(moved)} refs updated", state, history)
     detail = "; ".join(f"{m['ref']}: {m['result']}" for m in failed)
@@ -102,3 +108,13 @@ def _result(
     return ActionResult(
         outcome, f"{len(failed)} of {len(moved)} refs failed: {detail}", state, history
     )
+
+
+def _summary(moved: list[Step], created: bool) -> str:
+    """One line for `history`: what moved where."""
+    parts = [
+        f"{m['op']} {m['ref']} {str(m.get('to') or '')[:7]}".strip()
+        + ("" if m["ok"] else f" (failed: {m['result']})")
+        for m in moved
+    ]
+    return "; ".join((["created repository"] if created else []) + parts) or "-"

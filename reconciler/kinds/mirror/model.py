@@ -18,11 +18,12 @@ from pydantic import (
 
 from reconciler.git import Remote
 from reconciler.redaction import strip_userinfo
-from reconciler.specs.types import RefGlob
+from reconciler.specs.types import FieldError, RefGlob
 
 REPO_PLACEHOLDER = "{repo}"
 _REPO_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _SUPPORTED = ("file", "git", "http", "https", "ssh", "git+ssh")
+_SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 class RemoteSpec(BaseModel):
@@ -38,10 +39,15 @@ class RemoteSpec(BaseModel):
     @classmethod
     def _resolve(cls, url: str, info: ValidationInfo) -> str:
         url = url.strip()
+        if not url:
+            raise ValueError("empty URL")
         remote = Remote(url)
-        if remote.scheme not in _SUPPORTED:
+        # Remote.scheme reads `ftp://host/x` as scp-like ssh; judge a `scheme://` as written.
+        written = _SCHEME.match(url)
+        scheme = written["scheme"] if written else remote.scheme
+        if scheme.lower() not in _SUPPORTED:
             raise ValueError(
-                f"unsupported URL scheme {remote.scheme!r}; use a path or one of "
+                f"unsupported URL scheme {scheme!r}; use a path or one of "
                 "file://, git://, http://, https://, ssh://"
             )
         base = (info.context or {}).get("base_dir")
@@ -53,14 +59,14 @@ class RemoteSpec(BaseModel):
     def _credentials(self) -> RemoteSpec:
         url, user, password = strip_userinfo(self.url)
         if password is not None:
-            raise ValueError(
-                "put credentials in username/password (password: ${VAR}), not in the URL"
+            raise FieldError(
+                "put credentials in username/password (password: ${VAR}), not in the URL", "url"
             )
         if user is not None:
             self.url, self.username = url, self.username or user
         scheme = Remote(self.url).scheme
         if self.password is not None and scheme not in ("http", "https"):
-            raise ValueError("a password is only used with http(s) URLs")
+            raise FieldError("a password is only used with http(s) URLs", "password")
         return self
 
     def remote(self, repo: str | None = None) -> Remote:
@@ -95,36 +101,50 @@ class MirrorSpec(BaseModel):
         if not repos:
             raise ValueError('empty list: name repositories, or use ["*"] for all of them')
         if "*" in repos and len(repos) > 1:
-            raise ValueError('"*" stands alone: it already means every repository')
-        for name in repos:
+            raise FieldError(
+                '"*" stands alone: it already means every repository', repos.index("*")
+            )
+        for index, name in enumerate(repos):
             if name != "*" and (not _REPO_NAME.match(name) or name.endswith(".")):
-                raise ValueError(f"invalid repository name {name!r}")
-        if len(set(repos)) != len(repos):
-            raise ValueError("a repository is listed twice")
+                raise FieldError(f"invalid repository name {name!r}", index)
+            if name in repos[:index]:
+                raise FieldError(f"repository {name!r} is listed twice", index)
         return repos
 
     @model_validator(mode="after")
     def _consistent(self) -> MirrorSpec:
-        urls = [self.source.url, *(d.url for d in self.destinations)]
-        templated = [REPO_PLACEHOLDER in url for url in urls]
-        if self.repos is not None and not all(templated):
-            raise ValueError(
-                "with `repos`, the source and every destination URL must contain {repo}"
-            )
-        if self.repos is None and any(templated):
-            raise ValueError("a URL contains {repo} but `repos` is not set")
+        # Errors name the field at fault (FieldError), so the message points at its line.
+        urls: list[tuple[tuple[str | int, ...], str]] = [
+            (("source", "url"), self.source.url),
+            *((("destinations", i, "url"), d.url) for i, d in enumerate(self.destinations)),
+        ]
+        for loc, url in urls:
+            if self.repos is not None and REPO_PLACEHOLDER not in url:
+                raise FieldError(
+                    "with `repos`, the source and every destination URL must contain {repo}",
+                    *loc,
+                )
+            if self.repos is None and REPO_PLACEHOLDER in url:
+                raise FieldError("the URL contains {repo} but `repos` is not set", *loc)
         if self.repos == ["*"] and not Remote(self.source.url).is_local:
-            raise ValueError(
+            raise FieldError(
                 'repos: ["*"] discovers repositories in a local directory of bare '
-                "repositories; list the names for a network source"
+                "repositories; list the names for a network source",
+                "repos",
             )
         if self.repos == ["*"] and "/" in self.source.url.split(REPO_PLACEHOLDER, 1)[1]:
-            raise ValueError(
-                "for discovery, {repo} must be in the last path component of the source"
+            raise FieldError(
+                "for discovery, {repo} must be in the last path component of the source",
+                "source",
+                "url",
             )
         destinations = [d.url for d in self.destinations]
-        if len(set(destinations)) != len(destinations):
-            raise ValueError("a destination is listed twice")
-        if self.source.url in destinations:
-            raise ValueError("a destination is the source itself")
+        for index, url in enumerate(destinations):
+            if url == self.source.url:
+                raise FieldError("a destination is the source itself", "destinations", index, "url")
+            if url in destinations[:index]:
+                first = destinations.index(url)
+                raise FieldError(
+                    f"the same destination as destinations[{first}]", "destinations", index, "url"
+                )
         return self
