@@ -156,6 +156,7 @@ class _Run:
         self.records = records
         self.listener = listener
         self.outcomes: dict[str, str] = {}
+        self.failures: dict[str, list[str]] = {}  # per resource: "unit: why" of failed actions
 
     def run(self, work: list[Change], graph: dict[str, set[str]]) -> None:
         """Run every action of `work`, a resource's actions only after its dependencies'."""
@@ -251,7 +252,16 @@ class _Run:
         )
         self.outcomes[change.address] = worst
         status = "done" if result.outcome == "done" else "failed"
-        history = {**result.history, "revision": self.report.revision, "outcome": result.outcome}
+        history = {
+            "summary": message,
+            **result.history,
+            "unit": action.unit,
+            "message": message,
+            "revision": self.report.revision,
+            "outcome": result.outcome,
+        }
+        if result.outcome != "done":
+            self.failures.setdefault(change.address, []).append(f"{action.unit}: {message}")
         if change.action == "delete":
             self.store.record_result(entry, status, attempts, message, result.history, None, [])
             self.store.forget(change.address, self.report.revision or 0)
@@ -274,6 +284,8 @@ class _Run:
             state[action.unit] = result.state
         if outcome == "done" and change.notes and any(n["op"] == "blocked" for n in change.notes):
             outcome, message = "blocked", change.reason
+        elif outcome != "done":
+            message = "; ".join(self.failures.get(change.address, [])) or message
         record = ResourceRecord(
             address=change.address,
             kind=change.kind,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-from dulwich.client import LocalGitClient, get_transport_and_path
+import urllib3
+from dulwich.client import LocalGitClient, Urllib3HttpGitClient, get_transport_and_path
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 from dulwich.refs import Ref
 
@@ -32,6 +35,15 @@ def list_refs(remote: Remote, redact: Redactor) -> RefListing:
             result = LocalGitClient().get_refs(
                 str(remote.local_path).encode(), ref_prefix=_PREFIXES
             )
+        elif remote.scheme in ("http", "https") and remote.password is not None:
+            # Our own header: dulwich encodes Basic credentials as latin-1, git as UTF-8
+            # (and it ignores `extra_headers`); urllib3 drops it on a cross-host redirect.
+            token = base64.b64encode(f"{remote.username or ''}:{remote.password}".encode())
+            pool = urllib3.PoolManager(
+                headers={"Authorization": "Basic " + token.decode()}, timeout=30.0
+            )
+            http = Urllib3HttpGitClient(remote.url, pool_manager=pool)
+            result = http.get_refs(urlsplit(remote.url).path.encode(), ref_prefix=_PREFIXES)
         else:
             client, path = get_transport_and_path(
                 remote.url,
