@@ -81,7 +81,7 @@ def _step(step: Step) -> str:
     op = str(step["op"])
     colour = STEP_COLOURS.get(op, "white")
     symbol = STEP_SYMBOLS.get(op, "*")
-    target = escape(str(step.get("ref", "repository")))
+    target = escape(str(step.get("release") or step.get("ref") or "repository"))
     return f"[{colour}]{symbol} {target}[/{colour}] [dim]{op}[/dim]: {escape(str(step['reason']))}"
 
 

@@ -31,6 +31,7 @@ def load(workspace: Workspace) -> SpecSet:
         for secret in resource.secrets():
             workspace.redact.add(secret)
     dependencies(specs, workspace.registry)
+    workspace.specs_loaded = specs
     return specs
 
 

@@ -33,8 +33,11 @@ def rollback(
         store.journal_start(entry)
         try:
             result = controller.rollback(resource, record, to, workspace.context())
-        except ReconcilerError as error:
-            result = ActionResult("failed", str(error))
+        except ReconcilerError as error:  # refused before anything changed: record stays as is
+            message = workspace.redact(str(error))
+            store.record_result(entry, "failed", 1, message, {}, None, [])
+            store.finish_revision(revision, "failed", {})
+            raise ReconcilerError(f"rollback {address}: {message}") from None
         message = workspace.redact(result.message)
         state = dict(record.state)
         if isinstance(result.state, dict):

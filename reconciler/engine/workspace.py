@@ -11,6 +11,7 @@ from reconciler.git import GitRunner
 from reconciler.kinds.base import Context
 from reconciler.kinds.registry import Registry, default_registry
 from reconciler.redaction import Redactor
+from reconciler.specs import SpecSet
 from reconciler.store import Store
 
 
@@ -38,6 +39,7 @@ class Workspace:
     parallelism: int = 4
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     progress: Callable[[str], None] = field(default=lambda _message: None)
+    specs_loaded: SpecSet | None = None
 
     @cached_property
     def redact(self) -> Redactor:
@@ -74,6 +76,7 @@ class Workspace:
             git=self.git,
             redact=self.redact,
             store=self.store,
+            resources=self.specs_loaded.by_address() if self.specs_loaded else {},
             parallelism=self.parallelism,
             progress=self.progress,
         )

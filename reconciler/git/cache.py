@@ -59,26 +59,38 @@ class ObjectCache:
         finally:
             repo.close()
 
+    def exists(self) -> bool:
+        """True once the cache repository has been created."""
+        return (self.path / "HEAD").exists()
+
     def ensure_objects(self, shas: Iterable[str]) -> bool:
         """Fetch the source into the cache if any of `shas` is missing; True if it fetched."""
         with cache_lock(self.path):
             if not self.missing(shas):
                 return False
-            self._ensure()
-            self.runner.run(
-                [
-                    "fetch",
-                    "--quiet",
-                    "--prune",
-                    "--no-write-fetch-head",
-                    self.source.git_url(),
-                    "+refs/heads/*:refs/heads/*",
-                    "+refs/tags/*:refs/tags/*",
-                ],
-                cwd=self.path,
-                remote=self.source,
-            )
+            self._fetch()
             return True
+
+    def refresh(self) -> None:
+        """Fetch every branch and tag of the source into the cache."""
+        with cache_lock(self.path):
+            self._fetch()
+
+    def _fetch(self) -> None:
+        self._ensure()
+        self.runner.run(
+            [
+                "fetch",
+                "--quiet",
+                "--prune",
+                "--no-write-fetch-head",
+                self.source.git_url(),
+                "+refs/heads/*:refs/heads/*",
+                "+refs/tags/*:refs/tags/*",
+            ],
+            cwd=self.path,
+            remote=self.source,
+        )
 
     def fast_forwards(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bool]:
         """For each (old, new): is `old` an ancestor of `new`? Unknown objects count as no."""

@@ -7,7 +7,7 @@ except with TemporaryError (worth a retry) or another ReconcilerError (final).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
@@ -35,6 +35,7 @@ class Context:
     git: GitRunner
     redact: Redactor
     store: Store  # read it freely; write only versions (the engine records everything else)
+    resources: Mapping[str, Resource] = field(default_factory=dict)  # every loaded spec
     parallelism: int = 4
     progress: Callable[[str], None] = field(default=lambda _message: None)
 

@@ -29,8 +29,10 @@ class Registry:
 
 def default_registry() -> Registry:
     """Every kind reconciler ships."""
+    from reconciler.kinds.environment import EnvironmentController
     from reconciler.kinds.mirror import MirrorController
 
     registry = Registry()
     registry.register(MirrorController())
+    registry.register(EnvironmentController())
     return registry

@@ -1,0 +1,196 @@
+"""Applying an Environment: export a release, build, (preview,) switch, activate, verify;
+a release that fails is never left current when autoRollback is on."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.git import export_tree, tree_blobs
+from reconciler.kinds.base import Action, ActionResult, Context
+from reconciler.kinds.environment.hooks import Outcome, run_check, run_hook
+from reconciler.kinds.environment.model import CommandCheck, EnvironmentSpec, HttpCheck
+from reconciler.kinds.environment.releases import (
+    SLOTS,
+    Layout,
+    release_number,
+    remove_release,
+    switch_link,
+    write_manifest,
+)
+from reconciler.store import now
+
+HISTORY_KEPT = 50
+
+
+@dataclass
+class Deploy:
+    """One deploy of one commit into one environment."""
+
+    name: str
+    spec: EnvironmentSpec
+    context: Context
+    state: dict[str, Any]
+    layout: Layout = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.layout = Layout(Path(self.spec.target.path))
+
+    def env(self, release: str, sha: str, slot: str | None = None) -> dict[str, str]:
+        """The variables every hook and check sees."""
+        variables = {
+            "RECONCILER_ENV": self.name,
+            "RECONCILER_RELEASE": release,
+            "RECONCILER_RELEASE_DIR": str(self.layout.release(release)),
+            "RECONCILER_REF": self.spec.source.ref,
+            "RECONCILER_SHA": sha,
+        }
+        return {**variables, "RECONCILER_SLOT": slot} if slot else variables
+
+    def hooks(self, hooks: list[Any], release: str, sha: str, slot: str | None = None) -> Outcome:
+        """Run hooks (or checks) in order in the release directory; stop at the first failure."""
+        cwd = self.layout.release(release)
+        for hook in hooks:
+            env = self.env(release, sha, slot)
+            checks = isinstance(hook, CommandCheck | HttpCheck)
+            outcome = run_check(hook, cwd, env) if checks else run_hook(hook, cwd, env)
+            if not outcome.ok:
+                return outcome
+        return Outcome(True, "ok")
+
+
+def deploy(
+    name: str,
+    spec: EnvironmentSpec,
+    action: Action,
+    context: Context,
+    cache: Path,
+    state: dict[str, Any],
+    spec_digest: str,
+) -> ActionResult:
+    """Carry out a planned deploy; see the module docstring for the order of things."""
+    run = Deploy(name, spec, context, dict(state))
+    first = action.steps[0]
+    sha, release = str(first["sha"]), str(first["release"])
+    if run.layout.release(release).exists():  # left by an interrupted run: take the next number
+        release = f"{run.layout.next_number([])}-{sha[:7]}"
+    started = time.monotonic()
+    previous = run.layout.current_release()
+    run.layout.releases.mkdir(parents=True, exist_ok=True)
+    partial = run.layout.releases / f".{release}.partial"
+    remove_release(run.layout, partial.name)
+    export_tree(context.git, cache, sha, partial)
+    partial.rename(run.layout.release(release))
+    files = list(tree_blobs(context.git, cache, sha))
+    failure = _build_and_switch(run, release, sha, previous)
+    if failure is None:
+        write_manifest(run.layout, release, {"sha": sha, "ref": spec.source.ref}, files)
+        failure = _verify(run, release, sha, previous)
+    return _result(run, release, sha, previous, failure, time.monotonic() - started, spec_digest)
+
+
+def _build_and_switch(
+    run: Deploy, release: str, sha: str, previous: str | None
+) -> tuple[str, str] | None:
+    outcome = run.hooks(run.spec.build, release, sha)
+    if not outcome.ok:
+        return "build", outcome.detail
+    if run.spec.strategy == "blue-green":
+        active = run.layout.active_slot()
+        idle = next(s for s in SLOTS if s != active)
+        switch_link(run.layout.slot(idle), f"releases/{release}")
+        outcome = run.hooks(run.spec.preview_checks(), release, sha, idle)
+        if not outcome.ok:
+            return "preview", outcome.detail
+        switch_link(run.layout.current, idle)
+    else:
+        switch_link(run.layout.current, f"releases/{release}")
+    return None
+
+
+def _verify(run: Deploy, release: str, sha: str, previous: str | None) -> tuple[str, str] | None:
+    slot = run.layout.active_slot()
+    outcome = run.hooks(run.spec.activate, release, sha, slot)
+    if not outcome.ok:
+        return "activate", outcome.detail
+    outcome = run.hooks(run.spec.verify, release, sha, slot)
+    return None if outcome.ok else ("verify", outcome.detail)
+
+
+def switch_to(run: Deploy, release: str) -> None:
+    """Make `release` current: directly (rolling) or through the slot that holds it."""
+    if run.spec.strategy == "blue-green":
+        holder = next((s for s in SLOTS if run.layout.slot_release(s) == release), None)
+        if holder is None:
+            holder = next(s for s in SLOTS if s != run.layout.active_slot())
+            switch_link(run.layout.slot(holder), f"releases/{release}")
+        switch_link(run.layout.current, holder)
+    else:
+        switch_link(run.layout.current, f"releases/{release}")
+
+
+def _result(
+    run: Deploy,
+    release: str,
+    sha: str,
+    previous: str | None,
+    failure: tuple[str, str] | None,
+    seconds: float,
+    spec_digest: str,
+) -> ActionResult:
+    state = run.state
+    entry = {
+        "name": release,
+        "ref": run.spec.source.ref,
+        "sha": sha,
+        "at": now(),
+        "duration": round(seconds, 3),
+    }
+    label = f"release {release} ({run.spec.source.ref}, {sha[:7]})"
+    if failure is None:
+        state.update(current=release, current_sha=sha, failed=None)
+        state["healthy"] = [*state.get("healthy", []), release][-HISTORY_KEPT:]
+        record_release(state, {**entry, "outcome": "healthy"})
+        pruned = prune(run, state)
+        note = f"; pruned {', '.join(pruned)}" if pruned else ""
+        message = f"{label} healthy in {seconds:.1f}s{note}"
+        return ActionResult("done", message, state, {"summary": message, "release": entry})
+    stage, detail = failure
+    state["failed"] = {"sha": sha, "spec": spec_digest, "release": release, "stage": stage}
+    back = _roll_back(run, release, previous, stage)
+    outcome = f"failed {stage}" + (f"; rolled back to {back}" if back else "")
+    record_release(state, {**entry, "outcome": outcome, "detail": detail[-2000:]})
+    message = f"{label} {outcome}: {detail}"
+    return ActionResult("failed", message, state, {"summary": message, "release": entry})
+
+
+def _roll_back(run: Deploy, release: str, previous: str | None, stage: str) -> str | None:
+    """After a failed activate/verify, put the previous release back (and re-activate it)."""
+    if stage in ("build", "preview") or not run.spec.autoRollback or previous is None:
+        return None
+    switch_to(run, previous)
+    state = run.state
+    state.update(current=previous)
+    run.hooks(run.spec.activate, previous, str(state.get("current_sha") or ""))
+    return previous
+
+
+def record_release(state: dict[str, Any], entry: dict[str, Any]) -> None:
+    """Append to the release history kept in the state (the newest HISTORY_KEPT)."""
+    state["releases"] = [*state.get("releases", []), entry][-HISTORY_KEPT:]
+
+
+def prune(run: Deploy, state: dict[str, Any]) -> list[str]:
+    """Delete old releases beyond keepReleases, never current, a slot's, or the last healthy two."""
+    names = run.layout.names()
+    healthy = state.get("healthy", [])
+    protected = {run.layout.current_release(), *healthy[-2:]}
+    protected |= {run.layout.slot_release(s) for s in SLOTS}
+    removable = [n for n in names if n not in protected]
+    excess = len(names) - run.spec.keepReleases
+    doomed = sorted(removable, key=lambda n: release_number(n) or 0)[: max(0, excess)]
+    for name in doomed:
+        remove_release(run.layout, name)
+    return doomed

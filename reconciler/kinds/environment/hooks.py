@@ -1,0 +1,119 @@
+"""Running hooks and checks: argument lists without a shell, timeouts that kill the whole
+process group, output captured into a bounded tail, HTTP probes with retries."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.kinds.environment.model import CommandCheck, Hook, HttpCheck
+
+TAIL_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a hook or check went; `detail` ends with the tail of its output."""
+
+    ok: bool
+    detail: str
+
+
+def run_hook(hook: Hook, cwd: Path, env: Mapping[str, str]) -> Outcome:
+    """Run one command in `cwd` with `env` added; fail on exit != 0 or timeout."""
+    environment = {**os.environ, **env}
+    try:
+        process = subprocess.Popen(
+            hook.run,
+            cwd=cwd,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a timeout kills the hook's children too
+        )
+    except OSError as error:
+        return Outcome(False, f"cannot run {hook.run[0]}: {error.strerror or error}")
+    tail = _Tail(process)
+    seconds = hook.timeout.total_seconds()
+    try:
+        code = process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        _kill(process)
+        tail.join()
+        return Outcome(False, f"{hook.run[0]} timed out after {seconds:g}s{tail.text()}")
+    tail.join()
+    if code != 0:
+        return Outcome(False, f"{hook.run[0]} exited {code}{tail.text()}")
+    return Outcome(True, f"{hook.run[0]} ok")
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+class _Tail:
+    """Reads a process's output on a thread, keeping only the last TAIL_BYTES."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.buffer = bytearray()
+        self.stream = process.stdout
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        assert self.stream is not None
+        descriptor = self.stream.fileno()
+        for chunk in iter(lambda: os.read(descriptor, 65536), b""):
+            self.buffer += chunk
+            del self.buffer[:-TAIL_BYTES]
+
+    def join(self) -> None:
+        self.thread.join(timeout=5)
+        if self.stream is not None:
+            self.stream.close()
+
+    def text(self) -> str:
+        text = self.buffer.decode(errors="replace").strip()
+        return f": ...{text[-800:]}" if text else ""
+
+
+def run_check(check: CommandCheck | HttpCheck, cwd: Path, env: Mapping[str, str]) -> Outcome:
+    """Run a check, retrying `retries` times `interval` apart."""
+    outcome = Outcome(False, "not run")
+    for attempt in range(check.retries + 1):
+        if attempt:
+            time.sleep(check.interval.total_seconds())
+        outcome = http_probe(check) if isinstance(check, HttpCheck) else run_hook(check, cwd, env)
+        if outcome.ok:
+            return outcome
+    return outcome
+
+
+def http_probe(check: HttpCheck) -> Outcome:
+    """GET the URL; pass on the expected status and body substring."""
+    request = urllib.request.Request(check.http, headers={"User-Agent": "reconciler"})
+    try:
+        with urllib.request.urlopen(request, timeout=check.timeout.total_seconds()) as response:
+            status, body = response.status, response.read(1_000_000)
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read(1_000_000)
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        return Outcome(False, f"GET {check.http}: {reason}")
+    if status != check.status:
+        return Outcome(False, f"GET {check.http}: status {status}, expected {check.status}")
+    if check.contains is not None and check.contains not in body.decode(errors="replace"):
+        return Outcome(False, f"GET {check.http}: body lacks {check.contains!r}")
+    return Outcome(True, f"GET {check.http}: {status}")

@@ -1,0 +1,137 @@
+"""The Environment spec: which ref of which repository runs where, and how it is checked."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from reconciler.git import Remote
+from reconciler.specs.types import Duration, ResourceName
+
+
+class SourceSpec(BaseModel):
+    """`{repo: URL-or-path, ref}` or `{mirror: NAME, repo: NAME, ref}` (a Mirror's destination)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    repo: str = Field(min_length=1, description="URL or path; with `mirror`, a repository name.")
+    ref: str = Field(min_length=1, description="Branch, tag or commit sha.")
+    mirror: ResourceName | None = Field(default=None, description="Deploy from this Mirror.")
+    username: str | None = None
+    password: SecretStr | None = None
+
+    @field_validator("ref")
+    @classmethod
+    def _ref(cls, ref: str) -> str:
+        if any(c in ref for c in " ~^:?*[\\") or ".." in ref:
+            raise ValueError(f"invalid ref {ref!r}")
+        return ref
+
+    @model_validator(mode="after")
+    def _resolve(self, info: ValidationInfo) -> SourceSpec:
+        base = (info.context or {}).get("base_dir")
+        if self.mirror is not None:
+            if "/" in self.repo or self.repo in (".", ".."):
+                raise ValueError("with `mirror`, `repo` is a repository name of that mirror")
+            return self
+        remote = Remote(self.repo)
+        if remote.is_local and base is not None and not self.repo.startswith("file:"):
+            self.repo = str((Path(base) / self.repo).resolve())
+        return self
+
+    def remote(self, url: str | None = None) -> Remote:
+        """The repository to fetch from (`url` given for a mirror source)."""
+        password = self.password.get_secret_value() if self.password else None
+        return Remote(url or self.repo, self.username, password)
+
+
+class TargetSpec(BaseModel):
+    """Where releases live: `releases/<n>-<shortsha>/` and the `current` link."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(min_length=1)
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, path: str, info: ValidationInfo) -> str:
+        base = (info.context or {}).get("base_dir")
+        resolved = Path(base) / path if base is not None else Path(path)
+        return str(resolved.resolve()) if base is not None else path
+
+
+class Hook(BaseModel):
+    """A command run without a shell in the release directory."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run: list[str] = Field(min_length=1, description="Argument list; no shell.")
+    timeout: Duration = Field(default=timedelta(minutes=5))
+
+    @field_validator("run")
+    @classmethod
+    def _program(cls, run: list[str]) -> list[str]:
+        if not run[0].strip():
+            raise ValueError("the program (first argument) is empty")
+        return run
+
+
+class CommandCheck(Hook):
+    """A check passing when the command exits 0."""
+
+    retries: int = Field(default=0, ge=0, le=100)
+    interval: Duration = Field(default=timedelta(seconds=1))
+
+
+class HttpCheck(BaseModel):
+    """A check passing when GET `http` answers `status` with a body containing `contains`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    http: str = Field(pattern=r"^https?://", description="URL to GET.")
+    status: int = Field(default=200, ge=100, le=599)
+    contains: str | None = None
+    timeout: Duration = Field(default=timedelta(seconds=5))
+    retries: int = Field(default=0, ge=0, le=100)
+    interval: Duration = Field(default=timedelta(seconds=1))
+
+
+Check = Annotated[CommandCheck | HttpCheck, Field(union_mode="left_to_right")]
+
+
+class EnvironmentSpec(BaseModel):
+    """`spec:` of an Environment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: SourceSpec
+    target: TargetSpec
+    strategy: Literal["rolling", "blue-green"] = "rolling"
+    build: list[Hook] = Field(default_factory=list)
+    activate: list[Hook] = Field(default_factory=list)
+    verify: list[Check] = Field(default_factory=list)
+    preview: list[Check] | None = Field(
+        default=None,
+        description="blue-green: checks of the idle slot before the switch "
+        "(default: the command checks of verify).",
+    )
+    autoRollback: bool = True
+    requires: list[ResourceName] = Field(default_factory=list)
+    keepReleases: int = Field(default=5, ge=1, le=1000)
+
+    def preview_checks(self) -> list[CommandCheck | HttpCheck]:
+        """What runs against the idle slot in blue-green before `current` moves."""
+        if self.preview is not None:
+            return list(self.preview)
+        return [c for c in self.verify if isinstance(c, CommandCheck)]

@@ -1,0 +1,127 @@
+"""Pure planning of an Environment: the steps of a deploy, or why none is needed or allowed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.kinds.base import Action, ChangeAction, ResourcePlan, Step
+from reconciler.kinds.environment.model import EnvironmentSpec
+from reconciler.kinds.environment.observing import EnvironmentObserved
+from reconciler.kinds.environment.releases import release_name
+
+
+def short(sha: str | None) -> str:
+    """Seven characters of a sha."""
+    return sha[:7] if sha else "-"
+
+
+def plan_environment(
+    name: str,
+    spec: EnvironmentSpec,
+    observed: EnvironmentObserved,
+    unit_state: dict[str, Any] | None,
+    spec_digest: str,
+) -> ResourcePlan:
+    """Deploy when `current` does not run the spec's commit (or was altered by hand)."""
+    unit = spec.target.path
+    wanted = f"{observed.ref} ({short(observed.sha)})"
+    if observed.error or observed.sha is None:
+        reason = observed.error or "the ref resolves to nothing"
+        return _blocked(unit, reason)
+    for required, seen in observed.required.items():
+        if not seen.healthy or seen.sha != observed.sha:
+            runs = f"runs {short(seen.sha)}" if seen.sha else "runs nothing yet"
+            health = "healthy" if seen.healthy else f"not healthy ({seen.message})"
+            return _blocked(unit, f"requires {required} on {wanted}; {required} {runs}, {health}")
+    running = _running(name, observed)
+    if observed.current_sha == observed.sha and not observed.drift and not observed.link_problem:
+        return ResourcePlan("noop", f"{running}, as the spec wants")
+    failed = (unit_state or {}).get("failed") or {}
+    problem = observed.link_problem or (
+        "altered by hand: " + ", ".join(observed.drift) if observed.drift else None
+    )
+    if failed.get("sha") == observed.sha and failed.get("spec") == spec_digest and not problem:
+        return _blocked(
+            unit,
+            f"{wanted} failed in release {failed.get('release')} ({failed.get('stage')}); "
+            "not deployed again until the spec changes",
+        )
+    reason = f"{running}; {problem}" if problem else f"{running}, spec wants {wanted}"
+    known = [r["name"] for r in (unit_state or {}).get("releases", [])]
+    steps = deploy_steps(spec, observed, known, reason)
+    action: ChangeAction = "update" if unit_state else "create"
+    return ResourcePlan(action, reason, (Action(unit, tuple(steps)),))
+
+
+def deploy_steps(
+    spec: EnvironmentSpec, observed: EnvironmentObserved, known: list[str], reason: str
+) -> list[Step]:
+    """fetch, export, build, preview (blue-green), switch, activate, verify, prune."""
+    sha = observed.sha or ""
+    number = max([_number(n) for n in [*observed.releases, *known]], default=0) + 1
+    release = release_name(number, sha)
+    base = {"unit": spec.target.path, "release": release, "ref": observed.ref, "sha": sha}
+    steps: list[Step] = [
+        {**base, "op": "fetch", "reason": f"{reason}: fetch {short(sha)} into the cache"},
+        {**base, "op": "export", "reason": f"export {short(sha)} to releases/{release}"},
+    ]
+    steps += [{**base, "op": "build", "run": h.run, "reason": "build hook"} for h in spec.build]
+    if spec.strategy == "blue-green":
+        idle = "green" if observed.slot == "blue" else "blue"
+        steps.append(
+            {
+                **base,
+                "op": "preview",
+                "slot": idle,
+                "reason": f"{len(spec.preview_checks())} checks of the idle slot {idle}",
+            }
+        )
+        steps.append(
+            {
+                **base,
+                "op": "switch",
+                "slot": idle,
+                "reason": f"current -> {idle} (was {observed.slot or 'none'})",
+            }
+        )
+    else:
+        steps.append(
+            {
+                **base,
+                "op": "switch",
+                "reason": f"current -> releases/{release} (was {observed.current or 'none'})",
+            }
+        )
+    steps += [
+        {**base, "op": "activate", "run": h.run, "reason": "activate hook"} for h in spec.activate
+    ]
+    if spec.verify:
+        rollback = "roll back if it fails" if spec.autoRollback else "no automatic rollback"
+        steps.append({**base, "op": "verify", "reason": f"{len(spec.verify)} checks; {rollback}"})
+    on_disk = len(observed.releases) + 1
+    if on_disk > spec.keepReleases:
+        steps.append(
+            {
+                **base,
+                "op": "prune",
+                "reason": f"keep {spec.keepReleases} releases (plus current and previous)",
+            }
+        )
+    return steps
+
+
+def _running(name: str, observed: EnvironmentObserved) -> str:
+    if observed.current is None:
+        return f"{name} runs nothing yet"
+    return f"{name} runs release {observed.current} ({short(observed.current_sha)})"
+
+
+def _number(name: str) -> int:
+    head = name.split("-", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
+def _blocked(unit: str, reason: str) -> ResourcePlan:
+    return ResourcePlan(
+        "blocked", reason, notes=({"unit": unit, "op": "blocked", "reason": reason},)
+    )
