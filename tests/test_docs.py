@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import click
+import pytest
 
 from reconciler.cli.main import cli
 from tests.conftest import ROOT, Workspace
@@ -40,8 +41,16 @@ def test_the_bundled_specs_validate(ws: Workspace) -> None:
     assert re.search(r"^2 resources valid", result.stdout)
 
 
-def test_the_readme_mirror_example_validates(ws: Workspace) -> None:
-    example = README.split("### Mirror\n\n```yaml\n", 1)[1].split("```", 1)[0]
+@pytest.mark.parametrize("kind", ["Mirror", "Environment"])
+def test_the_readme_examples_validate(ws: Workspace, kind: str) -> None:
+    example = README.split(f"### {kind}\n\n```yaml\n", 1)[1].split("```", 1)[0]
     ws.write_spec("example.yaml", example)
     result = ws.run("validate", env={"BACKUP_TOKEN": "t0ken-value"})
+    if "requires: [staging]" in example:  # the example names an environment it depends on
+        assert result.code == 1 and "depends on Environment/staging" in result.stderr
+        ws.write_spec(
+            "staging.yaml",
+            example.replace("production", "staging").replace("  requires: [staging]\n", ""),
+        )
+        result = ws.run("validate")
     assert result.code == 0, result.output
