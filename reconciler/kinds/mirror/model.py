@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -50,6 +51,8 @@ class RemoteSpec(BaseModel):
                 f"unsupported URL scheme {scheme!r}; use a path or one of "
                 "file://, git://, http://, https://, ssh://"
             )
+        if written and not urlsplit(url).path.strip("/"):
+            raise ValueError("the URL names no repository path")
         base = (info.context or {}).get("base_dir")
         if remote.is_local and not url.startswith("file:") and base is not None:
             return str((Path(base) / url).resolve()) if not Path(url).is_absolute() else url
@@ -58,7 +61,8 @@ class RemoteSpec(BaseModel):
     @model_validator(mode="after")
     def _credentials(self) -> RemoteSpec:
         url, user, password = strip_userinfo(self.url)
-        if password is not None:
+        # strip_userinfo leaves ssh:// alone (its user is part of the address), not its password.
+        if password is not None or (_SCHEME.match(self.url) and urlsplit(self.url).password):
             raise FieldError(
                 "put credentials in username/password (password: ${VAR}), not in the URL", "url"
             )
