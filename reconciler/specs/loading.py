@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 
@@ -128,7 +128,8 @@ def _load_document(
         problems.append(SpecProblem(display, deep, message, address))
         return None
     before = len(problems)
-    _interpolate_tree(document, (), environ, display, line, address, problems)
+    from_environment: set[Loc] = set()
+    _interpolate_tree(document, (), environ, display, line, address, problems, from_environment)
     unresolved = {p.field for p in problems[before:]}
     interpolated = len(problems)
     # The envelope and the spec are checked independently, so every problem shows at once.
@@ -155,6 +156,18 @@ def _load_document(
         )
     # A value whose ${VAR} could not be expanded was reported once; not again as invalid.
     problems[interpolated:] = [p for p in problems[interpolated:] if p.field not in unresolved]
+    if spec is not None:
+        for loc in _secret_locs(spec, ("spec",)):
+            if loc not in from_environment:
+                problems.append(
+                    SpecProblem(
+                        display,
+                        line_of(document, loc, line),
+                        "a credential is read from the environment: write it as ${VAR}",
+                        address,
+                        field_path(loc),
+                    )
+                )
     if envelope is None or spec is None or len(problems) > before:
         return None
     return Resource(
@@ -252,8 +265,10 @@ def _interpolate_tree(
     line: int,
     address: str | None,
     problems: list[SpecProblem],
+    from_environment: set[Loc],
 ) -> None:
-    """Expand `${VAR}` in every string value of `node`, in place (keys are left alone)."""
+    """Expand `${VAR}` in every string value of `node`, in place (keys are left alone);
+    remember in `from_environment` where a value came from a variable."""
     items: list[tuple[Any, Any]]
     if isinstance(node, CommentedMap):
         items = list(node.items())
@@ -278,6 +293,8 @@ def _interpolate_tree(
             )
             continue
         if isinstance(value, str) and "$" in value:
+            if "${" in value:
+                from_environment.add(here)
             try:
                 node[key] = interpolate(value, environ)
             except InterpolationError as error:
@@ -287,7 +304,24 @@ def _interpolate_tree(
                     )
                 )
         else:
-            _interpolate_tree(value, here, environ, display, line, address, problems)
+            _interpolate_tree(
+                value, here, environ, display, line, address, problems, from_environment
+            )
+
+
+def _secret_locs(value: Any, loc: Loc) -> list[Loc]:
+    """Where SecretStr values sit in a validated model (field names are the YAML keys)."""
+    if isinstance(value, SecretStr):
+        return [loc]
+    if isinstance(value, BaseModel):
+        return [
+            found
+            for name in type(value).model_fields
+            for found in _secret_locs(getattr(value, name), (*loc, name))
+        ]
+    if isinstance(value, list):
+        return [found for i, item in enumerate(value) for found in _secret_locs(item, (*loc, i))]
+    return []
 
 
 def _explicit_tag(value: Any) -> str | None:
