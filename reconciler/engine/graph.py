@@ -15,17 +15,23 @@ def dependencies(specs: SpecSet, registry: Registry) -> dict[str, set[str]]:
     resources = specs.by_address()
     graph: dict[str, set[str]] = {}
     problems: list[SpecProblem] = []
+    fields: dict[tuple[str, str], str] = {}
     for address, resource in resources.items():
-        wanted = [*resource.depends_on, *registry[resource.kind].references(resource)]
-        for target in wanted:
+        wanted = dict.fromkeys(resource.depends_on, "metadata.dependsOn")
+        wanted.update(registry[resource.kind].references(resource))
+        for target, field in wanted.items():
+            fields[(address, target)] = field
             if target not in resources:
-                problems.append(_problem(resource, f"depends on {target}, which no spec defines"))
+                message = f"depends on {target}, which no spec defines"
+                problems.append(_problem(resource, message, field))
         graph[address] = {t for t in wanted if t in resources}
     try:
         tuple(graphlib.TopologicalSorter(graph).static_order())
     except graphlib.CycleError as error:
         cycle = list(error.args[1])
-        problems.append(_problem(resources[cycle[0]], "dependency cycle: " + " -> ".join(cycle)))
+        field = fields.get((cycle[0], cycle[1]), "metadata.dependsOn")
+        message = "dependency cycle: " + " -> ".join(cycle)
+        problems.append(_problem(resources[cycle[0]], message, field))
     if problems:
         raise SpecError(problems)
     return graph
@@ -48,7 +54,6 @@ def with_dependencies(graph: dict[str, set[str]], targets: Iterable[str]) -> set
     return found
 
 
-def _problem(resource: Resource, message: str) -> SpecProblem:
-    return SpecProblem(
-        resource.file, resource.line, message, resource.address, "metadata.dependsOn"
-    )
+def _problem(resource: Resource, message: str, field: str) -> SpecProblem:
+    line = resource.lines.get(field, resource.line)
+    return SpecProblem(resource.file, line, message, resource.address, field)

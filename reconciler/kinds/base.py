@@ -91,8 +91,9 @@ class Controller(Protocol):
     spec_model: ClassVar[type[BaseModel]]
     observed_model: ClassVar[type[BaseModel]]
 
-    def references(self, resource: Resource) -> list[str]:
-        """Addresses this resource depends on, beyond `metadata.dependsOn`."""
+    def references(self, resource: Resource) -> dict[str, str]:
+        """Addresses this resource depends on beyond `metadata.dependsOn`, each with the
+        field that names it (for error messages)."""
         ...
 
     def observe(self, resource: Resource, context: Context) -> BaseModel:

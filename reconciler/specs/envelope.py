@@ -50,6 +50,7 @@ class Resource:
     base_dir: Path
     labels: dict[str, str] = field(default_factory=dict)
     depends_on: tuple[str, ...] = ()
+    lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def address(self) -> str:

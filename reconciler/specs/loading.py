@@ -179,7 +179,20 @@ def _load_document(
         base_dir=path.parent,
         labels=dict(envelope.metadata.labels),
         depends_on=tuple(envelope.metadata.dependsOn),
+        lines=field_lines(document),
     )
+
+
+def field_lines(node: Any, loc: Loc = (), depth: int = 3) -> dict[str, int]:
+    """`field.path` -> line of the mappings' keys down to `depth` levels (for later messages)."""
+    found: dict[str, int] = {}
+    if depth == 0 or not isinstance(node, CommentedMap):
+        return found
+    for key in node:
+        here = (*loc, str(key))
+        found[field_path(here)] = line_of(node, (key,), 0)
+        found.update(field_lines(node[key], here, depth - 1))
+    return found
 
 
 def _address_hint(document: CommentedMap) -> str | None:

@@ -30,11 +30,13 @@ class EnvironmentController:
     spec_model: ClassVar[type[BaseModel]] = EnvironmentSpec
     observed_model: ClassVar[type[BaseModel]] = EnvironmentObserved
 
-    def references(self, resource: Resource) -> list[str]:
+    def references(self, resource: Resource) -> dict[str, str]:
         """Required environments, and the Mirror a source names."""
         spec = _spec(resource)
-        found = [f"Environment/{name}" for name in spec.requires]
-        return found + ([f"Mirror/{spec.source.mirror}"] if spec.source.mirror else [])
+        found = {f"Environment/{name}": "spec.requires" for name in spec.requires}
+        if spec.source.mirror:
+            found[f"Mirror/{spec.source.mirror}"] = "spec.source.mirror"
+        return found
 
     def observe(self, resource: Resource, context: Context) -> BaseModel:
         """Resolve the ref; read `current`, the releases and their manifests."""

@@ -11,7 +11,7 @@ from typing import Any
 from reconciler.git import export_tree, tree_blobs
 from reconciler.kinds.base import Action, ActionResult, Context
 from reconciler.kinds.environment.hooks import Outcome, run_check, run_hook
-from reconciler.kinds.environment.model import CommandCheck, EnvironmentSpec, HttpCheck
+from reconciler.kinds.environment.model import Check, EnvironmentSpec
 from reconciler.kinds.environment.releases import (
     SLOTS,
     Layout,
@@ -54,7 +54,7 @@ class Deploy:
         cwd = self.layout.release(release)
         for hook in hooks:
             env = self.env(release, sha, slot)
-            checks = isinstance(hook, CommandCheck | HttpCheck)
+            checks = isinstance(hook, Check)
             outcome = run_check(hook, cwd, env) if checks else run_hook(hook, cwd, env)
             if not outcome.ok:
                 return outcome

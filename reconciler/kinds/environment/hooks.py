@@ -13,9 +13,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
-from reconciler.kinds.environment.model import CommandCheck, Hook, HttpCheck
+from reconciler.kinds.environment.model import Check, Hook
 
 TAIL_BYTES = 4096
 
@@ -89,31 +90,34 @@ class _Tail:
         return f": ...{text[-800:]}" if text else ""
 
 
-def run_check(check: CommandCheck | HttpCheck, cwd: Path, env: Mapping[str, str]) -> Outcome:
+def run_check(check: Check, cwd: Path, env: Mapping[str, str]) -> Outcome:
     """Run a check, retrying `retries` times `interval` apart."""
     outcome = Outcome(False, "not run")
     for attempt in range(check.retries + 1):
         if attempt:
             time.sleep(check.interval.total_seconds())
-        outcome = http_probe(check) if isinstance(check, HttpCheck) else run_hook(check, cwd, env)
+        outcome = http_probe(check) if check.http else run_hook(check.hook(), cwd, env)
         if outcome.ok:
             return outcome
     return outcome
 
 
-def http_probe(check: HttpCheck) -> Outcome:
+def http_probe(check: Check) -> Outcome:
     """GET the URL; pass on the expected status and body substring."""
+    assert check.http is not None
+    expected = check.status or 200
+    timeout = (check.timeout or timedelta(seconds=5)).total_seconds()
     request = urllib.request.Request(check.http, headers={"User-Agent": "reconciler"})
     try:
-        with urllib.request.urlopen(request, timeout=check.timeout.total_seconds()) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             status, body = response.status, response.read(1_000_000)
     except urllib.error.HTTPError as error:
         status, body = error.code, error.read(1_000_000)
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         return Outcome(False, f"GET {check.http}: {reason}")
-    if status != check.status:
-        return Outcome(False, f"GET {check.http}: status {status}, expected {check.status}")
+    if status != expected:
+        return Outcome(False, f"GET {check.http}: status {status}, expected {expected}")
     if check.contains is not None and check.contains not in body.decode(errors="replace"):
         return Outcome(False, f"GET {check.http}: body lacks {check.contains!r}")
     return Outcome(True, f"GET {check.http}: {status}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import (
     BaseModel,
@@ -87,27 +87,31 @@ class Hook(BaseModel):
         return run
 
 
-class CommandCheck(Hook):
-    """A check passing when the command exits 0."""
-
-    retries: int = Field(default=0, ge=0, le=100)
-    interval: Duration = Field(default=timedelta(seconds=1))
-
-
-class HttpCheck(BaseModel):
-    """A check passing when GET `http` answers `status` with a body containing `contains`."""
+class Check(BaseModel):
+    """`{run: [...]}` passes on exit 0; `{http: URL, status, contains}` on that answer."""
 
     model_config = ConfigDict(extra="forbid")
 
-    http: str = Field(pattern=r"^https?://", description="URL to GET.")
-    status: int = Field(default=200, ge=100, le=599)
-    contains: str | None = None
-    timeout: Duration = Field(default=timedelta(seconds=5))
+    run: list[str] | None = Field(default=None, min_length=1, description="Argument list.")
+    http: str | None = Field(default=None, pattern=r"^https?://", description="URL to GET.")
+    status: int | None = Field(default=None, ge=100, le=599, description="http: default 200.")
+    contains: str | None = Field(default=None, description="http: a body substring.")
+    timeout: Duration | None = Field(default=None, description="Default 30s (run), 5s (http).")
     retries: int = Field(default=0, ge=0, le=100)
     interval: Duration = Field(default=timedelta(seconds=1))
 
+    @model_validator(mode="after")
+    def _one_kind(self) -> Check:
+        if (self.run is None) == (self.http is None):
+            raise ValueError("a check has either `run` (a command) or `http` (a URL)")
+        if self.run is not None and (self.status is not None or self.contains is not None):
+            raise ValueError("`status` and `contains` belong to `http` checks")
+        return self
 
-Check = Annotated[CommandCheck | HttpCheck, Field(union_mode="left_to_right")]
+    def hook(self) -> Hook:
+        """A command check as the hook it runs."""
+        assert self.run is not None
+        return Hook(run=self.run, timeout=self.timeout or timedelta(seconds=30))
 
 
 class EnvironmentSpec(BaseModel):
@@ -130,8 +134,8 @@ class EnvironmentSpec(BaseModel):
     requires: list[ResourceName] = Field(default_factory=list)
     keepReleases: int = Field(default=5, ge=1, le=1000)
 
-    def preview_checks(self) -> list[CommandCheck | HttpCheck]:
+    def preview_checks(self) -> list[Check]:
         """What runs against the idle slot in blue-green before `current` moves."""
         if self.preview is not None:
             return list(self.preview)
-        return [c for c in self.verify if isinstance(c, CommandCheck)]
+        return [c for c in self.verify if c.run is not None]

@@ -23,9 +23,9 @@ class MirrorController:
     spec_model: ClassVar[type[BaseModel]] = MirrorSpec
     observed_model: ClassVar[type[BaseModel]] = MirrorObserved
 
-    def references(self, resource: Resource) -> list[str]:
+    def references(self, resource: Resource) -> dict[str, str]:
         """A Mirror depends on nothing but what `metadata.dependsOn` says."""
-        return []
+        return {}
 
     def observe(self, resource: Resource, context: Context) -> BaseModel:
         """List every source and destination's refs."""

@@ -1,0 +1,57 @@
+"""The Taxonomy kind: a vocabulary of terms written into several repositories, merged
+three-way with the edits made there, versioned, and rolled back on request."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel
+
+from reconciler.kinds.base import Action, ActionResult, Context, ResourcePlan
+from reconciler.kinds.taxonomy.applying import apply_target
+from reconciler.kinds.taxonomy.model import TaxonomySpec
+from reconciler.kinds.taxonomy.observed import TaxonomyObserved
+from reconciler.kinds.taxonomy.observing import observe_taxonomy
+from reconciler.kinds.taxonomy.planning import plan_taxonomy
+from reconciler.kinds.taxonomy.rollback import rollback_taxonomy
+from reconciler.specs import Resource
+from reconciler.store import ResourceRecord
+
+
+class TaxonomyController:
+    """Observe each target's file, merge per term, commit per target, roll back versions."""
+
+    kind: ClassVar[str] = "Taxonomy"
+    spec_model: ClassVar[type[BaseModel]] = TaxonomySpec
+    observed_model: ClassVar[type[BaseModel]] = TaxonomyObserved
+
+    def references(self, resource: Resource) -> dict[str, str]:
+        """A Taxonomy depends on nothing but what `metadata.dependsOn` says."""
+        return {}
+
+    def observe(self, resource: Resource, context: Context) -> BaseModel:
+        """Read every target's file at its branch tip, and the version last applied to it."""
+        return observe_taxonomy(resource.address, spec_of(resource), context)
+
+    def plan(
+        self, resource: Resource, observed: BaseModel, last_applied: ResourceRecord | None
+    ) -> ResourcePlan:
+        """Pure planning, see planning.py."""
+        assert isinstance(observed, TaxonomyObserved)
+        return plan_taxonomy(resource.name, spec_of(resource), observed, last_applied)
+
+    def apply(self, resource: Resource, action: Action, context: Context) -> ActionResult:
+        """Commit one target's merged file."""
+        return apply_target(resource, spec_of(resource), action, context)
+
+    def rollback(
+        self, resource: Resource, record: ResourceRecord, to: str | None, context: Context
+    ) -> ActionResult:
+        """Re-apply an earlier version to every target (the engine then pins it)."""
+        return rollback_taxonomy(resource, spec_of(resource), record, to, context)
+
+
+def spec_of(resource: Resource) -> TaxonomySpec:
+    """The resource's spec, typed."""
+    assert isinstance(resource.spec, TaxonomySpec)
+    return resource.spec
