@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from reconciler.cli import render
 from reconciler.cli.example import EXAMPLE_MIRRORS
+from reconciler.cli.taxonomy import taxonomy_group
 from reconciler.engine import rollback as rollbacks
 from reconciler.engine.applying import ActionReport, Listener, locked_apply
 from reconciler.engine.planning import load, make_plan
@@ -389,6 +390,9 @@ def _duration(text: str, option: str) -> float:
         return parse_duration(int(text) if text.isdigit() else text).total_seconds()
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint=option) from None
+
+
+cli.add_command(taxonomy_group)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,8 +31,10 @@ def default_registry() -> Registry:
     """Every kind reconciler ships."""
     from reconciler.kinds.environment import EnvironmentController
     from reconciler.kinds.mirror import MirrorController
+    from reconciler.kinds.taxonomy import TaxonomyController
 
     registry = Registry()
     registry.register(MirrorController())
+    registry.register(TaxonomyController())
     registry.register(EnvironmentController())
     return registry

@@ -1,0 +1,217 @@
+"""The Taxonomy spec: terms, term merges, target files and the conflict strategy.
+
+Field checks live on the fields; checks across terms (unique ids, references that
+resolve, no parent cycle, unambiguous aliases) are in `speccheck` and report every
+problem at once, each at its own field and line.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from reconciler.git import Remote
+from reconciler.kinds.taxonomy.folding import Fold, fold
+from reconciler.kinds.taxonomy.terms import Taxonomy, Term
+from reconciler.redaction import strip_userinfo
+from reconciler.specs.types import FieldError
+
+_TERM_ID = re.compile(r"^[A-Za-z0-9_]+(?:[.-][A-Za-z0-9_]+)*$")
+_BRANCH_BAD = re.compile(r"[\s~^:?*\[\\\x00-\x1f\x7f]|\.\.|@\{|//|^/|/$|\.lock$|^-")
+_SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
+_SUPPORTED = ("file", "git", "http", "https", "ssh", "git+ssh")
+_SUFFIXES = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
+
+
+def check_term_id(value: str) -> str:
+    """Accept a term id: letters, digits, '_', separated by single '.' or '-'."""
+    if len(value) > 200 or not _TERM_ID.match(value):
+        raise ValueError(
+            f"invalid term id {value!r}: use letters, digits and '_', separated by '.' or '-'"
+        )
+    return value
+
+
+TermId = Annotated[str, AfterValidator(check_term_id)]
+
+
+class TermSpec(BaseModel):
+    """One term as written in a spec."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: TermId
+    label: str = Field(min_length=1)
+    parent: TermId | None = None
+    aliases: list[str] = Field(default_factory=list)
+    related: list[TermId] = Field(default_factory=list)
+    description: str | None = None
+    deprecated: bool = False
+    replacedBy: TermId | None = None
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, label: str) -> str:
+        if not label.strip():
+            raise ValueError("a label cannot be blank")
+        return label
+
+    @field_validator("aliases", "related")
+    @classmethod
+    def _unique(cls, values: list[str]) -> list[str]:
+        seen: list[str] = []
+        for index, value in enumerate(values):
+            if not value.strip():
+                raise FieldError("blank entry", index)
+            if value.casefold() in seen:
+                raise FieldError(f"{value!r} is listed twice", index)
+            seen.append(value.casefold())
+        return values
+
+    def term(self) -> Term:
+        """The merge's view of this term."""
+        return Term(
+            id=self.id,
+            label=self.label,
+            parent=self.parent,
+            aliases=frozenset(self.aliases),
+            related=frozenset(self.related),
+            description=self.description or None,
+            deprecated=self.deprecated,
+            replaced_by=self.replacedBy,
+        )
+
+
+class MergeSpec(BaseModel):
+    """`{from: OLD, into: NEW}`: fold OLD into NEW."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
+
+    from_: TermId = Field(alias="from")
+    into: TermId
+    keepTombstone: bool = Field(
+        default=True, description="Keep OLD as a deprecated term with replacedBy: NEW."
+    )
+
+
+class TargetSpec(BaseModel):
+    """A file in a git repository that carries the taxonomy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    repo: str = Field(min_length=1, description="Path, file://, git://, http(s):// or ssh://.")
+    branch: str = "main"
+    path: str = Field(min_length=1, description="The file's path inside the repository.")
+    format: Literal["json", "yaml"] | None = Field(
+        default=None, description="Default: from the path's suffix (.json, .yaml, .yml)."
+    )
+    username: str | None = None
+    password: SecretStr | None = Field(default=None, description="Use ${VAR}; never stored.")
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, repo: str, info: ValidationInfo) -> str:
+        repo = repo.strip()
+        written = _SCHEME.match(repo)
+        scheme = written["scheme"] if written else Remote(repo).scheme
+        if scheme.lower() not in _SUPPORTED:
+            raise ValueError(
+                f"unsupported URL scheme {scheme!r}; use a path or one of {_SUPPORTED}"
+            )
+        base = (info.context or {}).get("base_dir")
+        local = Remote(repo).is_local and not repo.startswith("file:")
+        if local and base is not None and not Path(repo).is_absolute():
+            return str((Path(base) / repo).resolve())
+        return repo
+
+    @field_validator("branch")
+    @classmethod
+    def _branch(cls, branch: str) -> str:
+        branch = branch.removeprefix("refs/heads/")
+        if not branch or _BRANCH_BAD.search(branch):
+            raise ValueError(f"invalid branch name {branch!r}")
+        return branch
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, path: str) -> str:
+        parts = PurePosixPath(path).parts
+        if path.startswith("/") or path.endswith("/") or "\\" in path:
+            raise ValueError("a relative path inside the repository, like taxonomy/index.json")
+        if any(p in (".", "..", ".git") for p in parts) or "//" in path:
+            raise ValueError("the path may not contain '.', '..' or '.git' components")
+        return path
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TargetSpec:
+        url, user, password = strip_userinfo(self.repo)
+        if password is not None:
+            raise FieldError("put credentials in username/password, not in the URL", "repo")
+        if user is not None:
+            self.repo, self.username = url, self.username or user
+        if self.password is not None and Remote(self.repo).scheme not in ("http", "https"):
+            raise FieldError("a password is only used with http(s) URLs", "password")
+        if self.format is None:
+            self.format = _SUFFIXES.get(PurePosixPath(self.path).suffix.lower())  # type: ignore[assignment]
+            if self.format is None:
+                raise FieldError("cannot tell from the path: set format: json or yaml", "path")
+        return self
+
+    def remote(self) -> Remote:
+        """The repository, with its credentials."""
+        password = self.password.get_secret_value() if self.password else None
+        return Remote(self.repo, self.username, password)
+
+    @property
+    def unit(self) -> str:
+        """The target's name in plans, state and history: `REPO@BRANCH:PATH`."""
+        return f"{self.repo}@{self.branch}:{self.path}"
+
+
+class TaxonomySpec(BaseModel):
+    """`spec:` of a Taxonomy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    terms: list[TermSpec] = Field(default_factory=list)
+    merges: list[MergeSpec] = Field(default_factory=list)
+    targets: list[TargetSpec] = Field(min_length=1)
+    conflictStrategy: Literal["spec", "target", "fail"] = Field(
+        default="spec", description="Who wins a conflict: spec, target, or fail (block)."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TaxonomySpec:
+        from reconciler.kinds.taxonomy.speccheck import spec_errors
+
+        errors = spec_errors(self)
+        if errors:
+            raise ValidationError.from_exception_data("TaxonomySpec", errors)
+        return self
+
+    def folds(self) -> list[Fold]:
+        """The term merges, in order."""
+        return [Fold(m.from_, m.into, m.keepTombstone) for m in self.merges]
+
+    @cached_property
+    def taxonomy(self) -> Taxonomy:
+        """The terms after the term merges: the `ours` side of every merge."""
+        return fold({t.id: t.term() for t in self.terms}, self.folds())
+
+    def target(self, unit: str) -> TargetSpec | None:
+        """The target named `unit`, if it is still in the spec."""
+        return next((t for t in self.targets if t.unit == unit), None)

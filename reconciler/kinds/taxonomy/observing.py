@@ -1,0 +1,74 @@
+"""Observing a Taxonomy: list each target's branch, read its file at the tip (through a
+local cache, fetched only when the tip is new), and load the version last applied to it."""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from reconciler.errors import ReconcilerError
+from reconciler.git import list_refs
+from reconciler.git.files import FileBranch
+from reconciler.kinds.base import Context
+from reconciler.kinds.taxonomy.model import TargetSpec, TaxonomySpec
+from reconciler.kinds.taxonomy.observed import TargetObserved, TaxonomyObserved
+
+
+def observe_taxonomy(address: str, spec: TaxonomySpec, context: Context) -> TaxonomyObserved:
+    """Observe every target of the spec, in parallel."""
+    record = context.store.resource(address)
+    state: dict[str, Any] = record.state if record else {}
+
+    def one(target: TargetSpec) -> TargetObserved:
+        unit_state = state.get(target.unit)
+        version = unit_state.get("version") if isinstance(unit_state, dict) else None
+        return observe_target(address, target, version, context)
+
+    with ThreadPoolExecutor(max_workers=max(1, context.parallelism)) as pool:
+        return TaxonomyObserved(targets=list(pool.map(one, spec.targets)))
+
+
+def observe_target(
+    address: str, target: TargetSpec, base_version: int | None, context: Context
+) -> TargetObserved:
+    """The target's branch tip and file now, and its base version."""
+    try:
+        listing = list_refs(target.remote(), context.redact)
+    except ReconcilerError as error:
+        return TargetObserved(unit=target.unit, error=str(error))
+    tip = listing.refs.get(f"refs/heads/{target.branch}")
+    try:
+        return snapshot(address, target, tip, base_version, context)
+    except ReconcilerError as error:
+        return TargetObserved(unit=target.unit, tip=tip, error=context.redact(str(error)))
+
+
+def snapshot(
+    address: str, target: TargetSpec, tip: str | None, base_version: int | None, context: Context
+) -> TargetObserved:
+    """The target's file at commit `tip` and the stored base version (what apply re-reads);
+    raises ReconcilerError when the commit cannot be fetched or read."""
+    observed = TargetObserved(unit=target.unit, tip=tip)
+    if base_version is not None:
+        row = context.store.version(address, base_version)
+        if row is not None:
+            observed.base_version, observed.base_digest = base_version, row["digest"]
+            observed.base = row["content"]
+    if tip is None:
+        return observed
+    files = branch_files(target, context)
+    files.fetch(target.branch, tip)
+    data = files.read(tip, target.path)
+    if data is not None:
+        observed.file_sha256 = hashlib.sha256(data).hexdigest()
+        try:
+            observed.text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            observed.error = f"{target.path} at {tip[:7]} is not UTF-8 text (byte {error.start})"
+    return observed
+
+
+def branch_files(target: TargetSpec, context: Context) -> FileBranch:
+    """The cache through which a target's file is read and written."""
+    return FileBranch(context.cache_dir / "taxonomy", target.remote(), context.git)

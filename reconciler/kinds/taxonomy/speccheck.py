@@ -1,0 +1,139 @@
+"""Checks of a Taxonomy spec across its terms, merges and targets.
+
+Every problem becomes one pydantic error at its own location (`terms[3].parent`), so the
+loader reports all of them at once, each with its file and line.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from reconciler.kinds.taxonomy.folding import fold
+from reconciler.kinds.taxonomy.validating import Problem, problems
+
+if TYPE_CHECKING:
+    from reconciler.kinds.taxonomy.model import TaxonomySpec, TermSpec
+
+Loc = tuple[str | int, ...]
+Found = list[tuple[Loc, str, Any]]
+
+
+def spec_errors(spec: TaxonomySpec) -> list[InitErrorDetails]:
+    """Every problem of `spec` as pydantic error details."""
+    found: Found = []
+    found += _ids(spec)
+    found += _merges(spec)
+    found += _references(spec)
+    found += _targets(spec)
+    if not found:  # the structure is only meaningful once every reference resolves
+        found += _structure(spec)
+    return [_error(loc, message, value) for loc, message, value in found]
+
+
+def _error(loc: Loc, message: str, value: Any) -> InitErrorDetails:
+    error = PydanticCustomError("taxonomy", "{message}", {"message": message})
+    return InitErrorDetails(type=error, loc=loc, input=value)
+
+
+def _ids(spec: TaxonomySpec) -> Found:
+    first: dict[str, int] = {}
+    found: Found = []
+    for index, term in enumerate(spec.terms):
+        seen = first.setdefault(term.id, index)
+        if seen != index:
+            message = f"duplicate term id {term.id!r} (first at terms[{seen}])"
+            found.append((("terms", index, "id"), message, term.id))
+    return found
+
+
+def _merges(spec: TaxonomySpec) -> Found:
+    ids = {t.id for t in spec.terms}
+    sources = {m.from_: i for i, m in reversed(list(enumerate(spec.merges)))}
+    found: Found = []
+    for index, item in enumerate(spec.merges):
+        if sources[item.from_] != index:
+            message = f"{item.from_!r} is already merged (merges[{sources[item.from_]}])"
+            found.append((("merges", index, "from"), message, item.from_))
+        if item.into == item.from_:
+            found.append(
+                (("merges", index, "into"), "a term cannot be merged into itself", item.into)
+            )
+        elif item.into in sources:
+            other = spec.merges[sources[item.into]].into
+            message = (
+                f"{item.into!r} is itself merged into {other!r}; merge into {other!r} directly"
+            )
+            found.append((("merges", index, "into"), message, item.into))
+        elif item.into not in ids:
+            found.append((("merges", index, "into"), f"unknown term {item.into!r}", item.into))
+    return found
+
+
+def _references(spec: TaxonomySpec) -> Found:
+    ids = {t.id for t in spec.terms}
+    merged = {m.from_ for m in spec.merges}
+    found: Found = []
+    for index, term in enumerate(spec.terms):
+        for loc, value in _term_references(term):
+            where: Loc = ("terms", index, *loc)
+            if value == term.id:
+                found.append((where, "a term cannot refer to itself", value))
+            elif value not in ids and value not in merged:
+                found.append((where, f"unknown term {value!r}", value))
+    return found
+
+
+def _term_references(term: TermSpec) -> list[tuple[Loc, str]]:
+    found: list[tuple[Loc, str]] = []
+    if term.parent:
+        found.append((("parent",), term.parent))
+    found += [(("related", i), other) for i, other in enumerate(term.related)]
+    if term.replacedBy:
+        found.append((("replacedBy",), term.replacedBy))
+    return found
+
+
+def _targets(spec: TaxonomySpec) -> Found:
+    first: dict[tuple[str, str, str], int] = {}
+    found: Found = []
+    for index, target in enumerate(spec.targets):
+        key = (target.repo, target.branch, target.path)
+        seen = first.setdefault(key, index)
+        if seen != index:
+            message = f"the same file as targets[{seen}]"
+            found.append((("targets", index, "path"), message, target.path))
+    return found
+
+
+def _structure(spec: TaxonomySpec) -> Found:
+    """Cycles and alias clashes of the terms after the term merges."""
+    folded = fold({t.id: t.term() for t in spec.terms}, spec.folds())
+    index = {t.id: i for i, t in enumerate(spec.terms)}
+    into = {m.into: i for i, m in enumerate(spec.merges)}
+    return [_locate(p, spec, index, into) for p in problems(folded)]
+
+
+def _locate(
+    problem: Problem, spec: TaxonomySpec, index: dict[str, int], into: dict[str, int]
+) -> tuple[Loc, str, Any]:
+    """The spec location of a problem found after folding."""
+    message = str(problem)
+    position = index.get(problem.term)
+    if position is None:
+        return ("terms",), message, problem.term
+    term = spec.terms[position]
+    if problem.field != "aliases":
+        return ("terms", position, problem.field), message, problem.value
+    if problem.value in term.aliases:
+        return (
+            ("terms", position, "aliases", term.aliases.index(problem.value)),
+            message,
+            problem.value,
+        )
+    if problem.term in into:  # the alias came with a term merge
+        merge = into[problem.term]
+        source = spec.merges[merge].from_
+        return ("merges", merge, "from"), f"merging {source!r}: {message}", problem.value
+    return ("terms", position, "aliases"), message, problem.value

@@ -1,0 +1,103 @@
+"""Structural checks of a taxonomy: references resolve, parents form a forest, aliases and
+labels are unambiguous among live terms. Pure and linear in the number of terms.
+
+The same checks validate a spec (after its term merges) and every merged result.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from reconciler.kinds.taxonomy.terms import Taxonomy, document_key, live
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One structural problem, attributed to a term and one of its fields."""
+
+    kind: str  # dangling | self | cycle | duplicate-alias | alias-label
+    term: str
+    field: str  # a Term field name
+    value: str  # the id or alias at fault
+    others: tuple[str, ...] = ()  # cycle members, or the other terms involved
+
+    def __str__(self) -> str:
+        key = document_key(self.field)
+        if self.kind == "dangling":
+            return f"{key} {self.value!r} is not a term"
+        if self.kind == "self":
+            return f"{key} refers to the term itself"
+        if self.kind == "cycle":
+            return "parent cycle: " + " -> ".join((*self.others, self.others[0]))
+        if self.kind == "duplicate-alias":
+            return f"alias {self.value!r} is also an alias of {_names(self.others)}"
+        return f"alias {self.value!r} is the label of {_names(self.others)}"
+
+
+def _names(ids: tuple[str, ...]) -> str:
+    return ", ".join(repr(i) for i in ids)
+
+
+def problems(terms: Taxonomy) -> list[Problem]:
+    """Every structural problem of `terms`, in a stable order."""
+    return [*references(terms), *cycles(terms), *alias_clashes(terms)]
+
+
+def references(terms: Taxonomy) -> list[Problem]:
+    """References to missing terms, and terms referring to themselves."""
+    found = []
+    for term in terms.values():
+        for name, other in term.references():
+            if other == term.id and name != "parent":  # a self-parent is a cycle
+                found.append(Problem("self", term.id, name, other))
+            elif other not in terms:
+                found.append(Problem("dangling", term.id, name, other))
+    return found
+
+
+def cycles(terms: Taxonomy) -> list[Problem]:
+    """One problem per parent cycle, on its smallest id (a term its own parent included)."""
+    state: dict[str, int] = {}  # 1: on the current walk, 2: known to reach a root
+    found = []
+    for start in terms:
+        walk: list[str] = []
+        node: str | None = start
+        while node is not None and node in terms and node not in state:
+            state[node] = 1
+            walk.append(node)
+            node = terms[node].parent
+        if node is not None and state.get(node) == 1:
+            members = walk[walk.index(node) :]
+            first = members.index(min(members))
+            ring = tuple(members[first:] + members[:first])
+            found.append(Problem("cycle", ring[0], "parent", terms[ring[0]].parent or "", ring))
+        for visited in walk:
+            state[visited] = 2
+    return found
+
+
+def alias_clashes(terms: Taxonomy) -> list[Problem]:
+    """Aliases shared by live terms, and aliases equal to another live term's label
+    (case-insensitive); reported on every holder but the first."""
+    holders: dict[str, list[str]] = defaultdict(list)
+    labels: dict[str, list[str]] = defaultdict(list)
+    for term in terms.values():
+        if live(term):
+            labels[term.label.casefold()].append(term.id)
+            for alias in {a.casefold(): a for a in term.aliases}:
+                holders[alias].append(term.id)
+    found = []
+    for term in terms.values():
+        if not live(term):
+            continue
+        for alias in sorted(term.aliases):
+            key = alias.casefold()
+            sharing = holders[key]
+            if len(sharing) > 1 and sharing[0] != term.id:
+                others = tuple(i for i in sharing if i != term.id)
+                found.append(Problem("duplicate-alias", term.id, "aliases", alias, others))
+            named = tuple(i for i in labels.get(key, ()) if i != term.id)
+            if named:
+                found.append(Problem("alias-label", term.id, "aliases", alias, named))
+    return found
