@@ -261,7 +261,7 @@ def any_taxonomies(draw: st.DrawFn) -> Taxonomy:
     return terms
 
 
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FAST
