@@ -172,16 +172,20 @@ class _Merge:
                         problem.term, document_key(problem.field), problem.kind, str(problem)
                     )
                 return
+            shared: dict[str, list[Problem]] = {}
             for problem in found:
-                self.fix(problem)
+                if problem.kind == "duplicate-alias":
+                    shared.setdefault(problem.value.casefold(), []).append(problem)
+                else:
+                    self.fix(problem)
+            for alias, group in shared.items():
+                self.fix_duplicate_alias(alias, group)
 
     def fix(self, problem: Problem) -> None:
         if problem.kind in ("dangling", "self"):
             self.fix_reference(problem)
         elif problem.kind == "cycle":
             self.fix_cycle(problem)
-        elif problem.kind == "duplicate-alias":
-            self.fix_duplicate_alias(problem)
         else:
             self.fix_alias_label(problem)
 
@@ -228,11 +232,9 @@ class _Merge:
         detail = f"parents form a cycle ({' -> '.join((*ring, ring[0]))})"
         self.conflict(ring[0], "parent", "cycle", detail)
 
-    def fix_duplicate_alias(self, problem: Problem) -> None:
-        alias = problem.value.casefold()
-        holders = [problem.term, *problem.others]
-        if not any(alias in _folded(self.result[h].aliases) for h in holders if h in self.result):
-            return
+    def fix_duplicate_alias(self, alias: str, group: list[Problem]) -> None:
+        """One alias on several live terms: the winning side's holder keeps it."""
+        holders = sorted({p.term for p in group} | {p.others[0] for p in group})
         keepers = [
             h for h in holders if h in self.winner and alias in _folded(self.winner[h].aliases)
         ]
@@ -242,9 +244,9 @@ class _Merge:
                 term = self.result[holder]
                 aliases = frozenset(a for a in term.aliases if a.casefold() != alias)
                 self.result[holder] = term.with_values(aliases=aliases)
-        on = ", ".join(map(repr, sorted(holders)))
-        detail = f"alias {problem.value!r} is on {on}; {keep!r} keeps it"
-        self.conflict(problem.term, "aliases", "duplicate-alias", detail)
+        shown = ", ".join(map(repr, holders[:5])) + (" ..." if len(holders) > 5 else "")
+        detail = f"alias {group[0].value!r} is on {shown}; {keep!r} keeps it"
+        self.conflict(keep, "aliases", "duplicate-alias", detail)
 
     def fix_alias_label(self, problem: Problem) -> None:
         term, alias = self.result[problem.term], problem.value

@@ -32,6 +32,7 @@ class SpecFile:
     documents: list[Any]
     spec: CommentedMap
     yaml: YAML
+    positions: dict[str, int] | None = None  # term id -> index in `terms`, built on demand
 
     @classmethod
     def load(cls, path: Path, name: str) -> SpecFile:
@@ -57,10 +58,13 @@ class SpecFile:
         return terms
 
     def _index(self, term_id: str) -> int:
-        for index, item in enumerate(self.terms):
-            if isinstance(item, dict) and item.get("id") == term_id:
-                return index
-        raise KeyError(term_id)
+        if self.positions is None:  # built once, and again after a removal
+            self.positions = {
+                str(item.get("id")): index
+                for index, item in enumerate(self.terms)
+                if isinstance(item, dict)
+            }
+        return self.positions[term_id]
 
     def add(self, term: Term) -> None:
         """Append a term, in the style of the terms before it."""
@@ -73,6 +77,7 @@ class SpecFile:
     def remove(self, term_id: str) -> None:
         """Drop a term."""
         del self.terms[self._index(term_id)]
+        self.positions = None
 
     def update(self, term_id: str, values: dict[str, Any]) -> None:
         """Set fields of a term (None, False or an empty set removes the key)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from reconciler.kinds.taxonomy.terms import Taxonomy, document_key, live
+from reconciler.kinds.taxonomy.terms import Taxonomy, document_key
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,18 @@ def references(terms: Taxonomy) -> list[Problem]:
     """References to missing terms, and terms referring to themselves."""
     found = []
     for term in terms.values():
-        for name, other in term.references():
-            if other == term.id and name != "parent":  # a self-parent is a cycle
-                found.append(Problem("self", term.id, name, other))
-            elif other not in terms:
-                found.append(Problem("dangling", term.id, name, other))
+        parent, related, replaced_by = term.parent, term.related, term.replaced_by
+        if parent is not None and parent not in terms:
+            found.append(Problem("dangling", term.id, "parent", parent))
+        if (related and not related <= terms.keys()) or term.id in related:
+            for other in sorted(related):
+                if other == term.id:
+                    found.append(Problem("self", term.id, "related", other))
+                elif other not in terms:
+                    found.append(Problem("dangling", term.id, "related", other))
+        if replaced_by is not None and (replaced_by == term.id or replaced_by not in terms):
+            kind = "self" if replaced_by == term.id else "dangling"
+            found.append(Problem(kind, term.id, "replaced_by", replaced_by))
     return found
 
 
@@ -81,23 +88,31 @@ def alias_clashes(terms: Taxonomy) -> list[Problem]:
     """Aliases shared by live terms, and aliases equal to another live term's label
     (case-insensitive); reported on every holder but the first."""
     holders: dict[str, list[str]] = defaultdict(list)
-    labels: dict[str, list[str]] = defaultdict(list)
-    for term in terms.values():
-        if live(term):
-            labels[term.label.casefold()].append(term.id)
-            for alias in {a.casefold(): a for a in term.aliases}:
+    live = [term for term in terms.values() if not term.deprecated]
+    for term in live:
+        if term.aliases:
+            for alias in {a.casefold() for a in term.aliases}:
                 holders[alias].append(term.id)
+    labels: dict[str, list[str]] = defaultdict(list)
+    for term in live:
+        key = term.label.casefold()
+        if key in holders:
+            labels[key].append(term.id)
+    shared = {key for key, ids in holders.items() if len(ids) > 1}
+    named = {key for key in holders.keys() & labels.keys() if holders[key] != labels[key]}
+    suspects = {i for key in shared | named for i in holders[key]}
+    if not suspects:
+        return []
+    position = {term_id: index for index, term_id in enumerate(terms)}
     found = []
-    for term in terms.values():
-        if not live(term):
-            continue
-        for alias in sorted(term.aliases):
+    for term_id in sorted(suspects, key=position.__getitem__):
+        for alias in sorted(terms[term_id].aliases):
             key = alias.casefold()
             sharing = holders[key]
-            if len(sharing) > 1 and sharing[0] != term.id:
-                others = tuple(i for i in sharing if i != term.id)
-                found.append(Problem("duplicate-alias", term.id, "aliases", alias, others))
-            named = tuple(i for i in labels.get(key, ()) if i != term.id)
-            if named:
-                found.append(Problem("alias-label", term.id, "aliases", alias, named))
+            if len(sharing) > 1 and sharing[0] != term_id:  # name the first holder only
+                first = (sharing[0],)
+                found.append(Problem("duplicate-alias", term_id, "aliases", alias, first))
+            label_of = next((i for i in labels.get(key, ()) if i != term_id), None)
+            if label_of is not None:
+                found.append(Problem("alias-label", term_id, "aliases", alias, (label_of,)))
     return found
