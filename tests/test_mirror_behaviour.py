@@ -187,6 +187,10 @@ def test_filters_select_branches_and_tags(ws: Workspace) -> None:
         "refs/tags/v1",
         "refs/tags/v2",
     ]
+    mirror_spec(ws, extra='branches: ["main", "release/*"]\ntags: ["v*", "nightly"]')
+    plan = json.loads(ws.run("plan", "--json").stdout)["changes"][0]
+    assert [(s["op"], s["ref"]) for s in plan["steps"]] == [("create", "refs/tags/nightly")]
+    assert plan["reason"].endswith("(spec changed: spec.tags)")
 
 
 def test_a_failing_destination_does_not_stop_the_others(ws: Workspace) -> None:
