@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Workspace
-from tests.gitservers import GitDaemon, WorkRepo, git, make_bare
+from tests.gitservers import GitDaemon, GitHttpServer, WorkRepo, git, make_bare
 
 TERMS = """\
     - {id: infra, label: Infrastructure, aliases: [ops]}
@@ -376,3 +376,45 @@ def test_a_working_copy_with_uncommitted_edits_is_not_overwritten(ws: Workspace)
     assert "would be overwritten" in result.stdout
     assert (work.path / "terms.json").read_text() == local
     assert len(commits(work.path)) == 2
+
+
+def test_a_password_protected_http_target_and_a_missing_repository(
+    ws: Workspace, http_server: GitHttpServer
+) -> None:
+    make_bare(http_server.root / "site.git")
+    url = http_server.url("site.git")
+    write_spec(
+        ws,
+        [
+            f"{{repo: '{url}', username: bot, password: '${{SITE_TOKEN}}', path: t.json}}",
+            "{repo: ../nowhere.git, path: t.json}",
+        ],
+    )
+    env = {"SITE_TOKEN": "s3cret-token"}
+    result = ws.run("apply", "--yes", env=env)
+    assert result.code == 1  # the missing repository is blocked; the other target is written
+    assert "nowhere.git: not a git repository" in result.stdout
+    remote = http_server.url("site.git", username="bot", password="s3cret-token")
+    assert terms_of(git("show", "FETCH_HEAD:t.json", cwd=fetched(ws, remote)).stdout)
+    outputs = [result, ws.run("history", "Taxonomy/docs", "--json", env=env)]
+    outputs.append(ws.run("state", "show", "Taxonomy/docs", env=env))
+    for output in outputs:
+        assert "s3cret-token" not in output.output
+    for stored in ws.state.parent.glob("reconciler.db*"):  # the WAL too
+        assert b"s3cret-token" not in stored.read_bytes()
+
+
+def fetched(ws: Workspace, url: str) -> Path:
+    """A scratch repository holding `url`'s main branch in FETCH_HEAD."""
+    scratch = ws.root / "scratch"
+    git("init", "-q", scratch)
+    git("fetch", "-q", url, "main", cwd=scratch)
+    return scratch
+
+
+def test_the_readme_example_validates(ws: Workspace) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    example = readme.split("### Taxonomy\n\n```yaml\n", 1)[1].split("```", 1)[0]
+    ws.write_spec("example.yaml", example)
+    result = ws.run("validate")
+    assert result.code == 0, result.output
