@@ -218,3 +218,44 @@ def test_cycles_and_ambiguous_aliases_are_found_after_the_term_merges(tmp_path: 
         "specs/tax.yaml:12: Taxonomy/docs: spec.merges[0].from: merging 'devops': "
         "alias 'DevOps' is also an alias of 'tools'",
     ]
+
+
+def test_spec_file_edits_keep_style_comments_and_order(tmp_path: Path) -> None:
+    from reconciler.kinds.taxonomy.specfile import SpecFile
+
+    path = tmp_path / "tax.yaml"
+    path.write_text(
+        "# first document: not ours\n"
+        "apiVersion: reconciler/v1\nkind: Mirror\nmetadata: {name: m}\n"
+        "spec: {source: {url: a.git}, destinations: [{url: b.git}]}\n"
+        "---\n"
+        "apiVersion: reconciler/v1\nkind: Taxonomy\nmetadata: {name: docs}\nspec:\n"
+        "  terms:\n"
+        "  - id: infra          # the root\n"
+        "    label: Infrastructure\n"
+        "    aliases: [ops]\n"
+        "  - id: old\n"
+        "    label: Old\n"
+        "    parent: infra\n"
+        "  targets: [{repo: x.git, path: t.json}]\n"
+    )
+    specfile = SpecFile.load(path, "docs")
+    specfile.update("infra", {"label": "Infra", "aliases": frozenset({"ops", "platform"})})
+    specfile.update("infra", {"description": "Everything below", "parent": None})
+    specfile.remove("old")
+    specfile.add(Term("new", "New", parent="infra", related=frozenset({"infra"})))
+    specfile.save()
+    assert path.read_text().split("---\n")[1] == (
+        "apiVersion: reconciler/v1\nkind: Taxonomy\nmetadata: {name: docs}\nspec:\n"
+        "  terms:\n"
+        "  - id: infra          # the root\n"
+        "    label: Infra\n"
+        "    aliases: [ops, platform]\n"
+        "    description: Everything below\n"
+        "  - id: new\n"
+        "    label: New\n"
+        "    parent: infra\n"
+        "    related: [infra]\n"
+        "  targets: [{repo: x.git, path: t.json}]\n"
+    )
+    assert path.read_text().startswith("# first document: not ours\napiVersion")

@@ -103,10 +103,12 @@ class _Merge:
 
     @property
     def winner(self) -> Mapping[str, Term]:
+        """The side the strategy favours (ours under fail: it is only a placeholder then)."""
         return self.theirs if self.strategy == "target" else self.ours
 
     @property
     def resolution(self) -> str | None:
+        """What resolved conflicts are marked with; None under fail."""
         return None if self.strategy == "fail" else self.strategy
 
     def conflict(
@@ -118,10 +120,12 @@ class _Merge:
         spec: Any = None,
         target: Any = None,
     ) -> None:
+        """Record a conflict, resolved by the strategy (or not, under fail)."""
         self.conflicts.append(Conflict(term, key, kind, detail, self.resolution, spec, target))
 
     # -- per term ----------------------------------------------------------------------------
     def term(self, base: Term | None, ours: Term | None, theirs: Term | None) -> Term | None:
+        """One term merged (None: it is gone)."""
         if ours == theirs:
             return ours
         if ours == base:
@@ -142,6 +146,7 @@ class _Merge:
         return self.fields(base or _BLANK, ours, theirs)
 
     def fields(self, base: Term, ours: Term, theirs: Term) -> Term:
+        """A term both sides changed, merged field by field."""
         values: dict[str, Any] = {}
         for name in SCALAR_FIELDS:
             b, o, t = getattr(base, name), getattr(ours, name), getattr(theirs, name)
@@ -182,6 +187,7 @@ class _Merge:
                 self.fix_duplicate_alias(alias, group)
 
     def fix(self, problem: Problem) -> None:
+        """Resolve one structural problem of the result."""
         if problem.kind in ("dangling", "self"):
             self.fix_reference(problem)
         elif problem.kind == "cycle":
@@ -199,6 +205,7 @@ class _Merge:
         return True
 
     def fix_reference(self, problem: Problem) -> None:
+        """A reference to a missing term: keep the term if the winner has it, else drop it."""
         term, missing, key = self.result[problem.term], problem.value, document_key(problem.field)
         if missing in self.result and problem.kind == "dangling":
             return  # restored by an earlier fix of this round
@@ -219,6 +226,7 @@ class _Merge:
             node = self.winner[node].parent
 
     def fix_cycle(self, problem: Problem) -> None:
+        """A parent cycle: the winner's parents for its members, else cut it at the first."""
         ring = problem.others
         changed = False
         if self.first_try(problem):
@@ -249,6 +257,8 @@ class _Merge:
         self.conflict(keep, "aliases", "duplicate-alias", detail)
 
     def fix_alias_label(self, problem: Problem) -> None:
+        """An alias equal to another term's label: revert the label if the winner's alias
+        met the loser's label, else drop the alias."""
         term, alias = self.result[problem.term], problem.value
         if alias not in term.aliases:
             return

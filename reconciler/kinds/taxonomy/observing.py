@@ -21,6 +21,7 @@ def observe_taxonomy(address: str, spec: TaxonomySpec, context: Context) -> Taxo
     state: dict[str, Any] = record.state if record else {}
 
     def one(target: TargetSpec) -> TargetObserved:
+        """One target, with the version last applied to it as its base."""
         unit_state = state.get(target.unit)
         version = unit_state.get("version") if isinstance(unit_state, dict) else None
         return observe_target(address, target, version, context)

@@ -106,6 +106,9 @@ def _pull_term(
         elif o is not None:
             report.kept.append(f"{term_id}: removed downstream, changed in the spec; kept")
         return
+    if o is None and b is not None:
+        report.kept.append(f"{term_id}: removed in the spec, changed downstream; not re-added")
+        return
     if o is None or term_id not in current:
         current[term_id] = t
         specfile.add(t)
