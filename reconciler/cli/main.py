@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from reconciler.cli import render
 from reconciler.cli.example import EXAMPLE_MIRRORS
 from reconciler.cli.taxonomy import taxonomy_group
+from reconciler.cli.watch import heal_command, health, metrics, watch
 from reconciler.engine import rollback as rollbacks
 from reconciler.engine.applying import ActionReport, Listener, locked_apply
 from reconciler.engine.planning import load, make_plan
@@ -393,6 +394,10 @@ def _duration(text: str, option: str) -> float:
 
 
 cli.add_command(taxonomy_group)
+cli.add_command(watch)
+cli.add_command(health)
+cli.add_command(heal_command)
+cli.add_command(metrics)
 
 
 def main(argv: list[str] | None = None) -> None:

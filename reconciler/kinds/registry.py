@@ -30,6 +30,7 @@ class Registry:
 def default_registry() -> Registry:
     """Every kind reconciler ships."""
     from reconciler.kinds.environment import EnvironmentController
+    from reconciler.kinds.health import HealthPolicyController
     from reconciler.kinds.mirror import MirrorController
     from reconciler.kinds.taxonomy import TaxonomyController
 
@@ -37,4 +38,5 @@ def default_registry() -> Registry:
     registry.register(MirrorController())
     registry.register(TaxonomyController())
     registry.register(EnvironmentController())
+    registry.register(HealthPolicyController())
     return registry

@@ -99,5 +99,59 @@ def _v2_versions(db: Database) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_versions]
+def _v3_health(db: Database) -> None:
+    # Health check results, incidents (unhealthy spells of a resource under a policy) and
+    # every remediation attempt. Not counted in the serial: checking changes no state.
+    db.table("health_results").create(
+        {
+            "id": int,
+            "at": str,
+            "policy": str,
+            "address": str,
+            "status": str,
+            "message": str,
+            "report": str,
+        },
+        pk="id",
+        if_not_exists=True,
+    )
+    db.table("health_results").create_index(["policy", "address"], if_not_exists=True)
+    db.table("incidents").create(
+        {
+            "id": int,
+            "policy": str,
+            "address": str,
+            "opened_at": str,
+            "closed_at": str,
+            "status": str,
+            "message": str,
+            "step": int,
+            "attempts": int,
+            "next_at": str,
+            "alerted_at": str,
+        },
+        pk="id",
+        if_not_exists=True,
+    )
+    db.table("incidents").create_index(["policy", "address", "closed_at"], if_not_exists=True)
+    db.table("remediations").create(
+        {
+            "id": int,
+            "incident_id": int,
+            "at": str,
+            "address": str,
+            "step": str,
+            "attempt": int,
+            "outcome": str,
+            "message": str,
+            "subject": str,
+        },
+        pk="id",
+        foreign_keys=[("incident_id", "incidents", "id")],
+        if_not_exists=True,
+    )
+    db.table("remediations").create_index(["address", "step", "subject"], if_not_exists=True)
+
+
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_versions, _v3_health]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,51 @@
+"""Escalation: a JSON alert POSTed to a webhook and/or appended as one line to a file."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from reconciler.kinds.health.model import Escalate
+from reconciler.redaction import Redactor
+
+
+def send_alert(escalate: Escalate, alert: dict[str, Any], redact: Redactor) -> tuple[bool, str]:
+    """Deliver `alert` everywhere the step says; ok when at least one delivery worked."""
+    body = json.dumps(alert, sort_keys=True)
+    delivered, problems = [], []
+    if escalate.file is not None:
+        try:
+            path = Path(escalate.file)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as stream:
+                stream.write(body + "\n")
+            delivered.append(f"appended to {path}")
+        except OSError as error:
+            problems.append(f"{escalate.file}: {error.strerror or error}")
+    if escalate.webhook is not None:
+        problem = _post(escalate.webhook, body, escalate.timeout.total_seconds())
+        if problem is None:
+            delivered.append(f"POST {escalate.webhook}")
+        else:
+            problems.append(problem)
+    return bool(delivered), redact("; ".join(delivered + problems))
+
+
+def _post(url: str, body: str, timeout: float) -> str | None:
+    request = urllib.request.Request(
+        url,
+        data=body.encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": "reconciler"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read(65536)
+            return None
+    except urllib.error.HTTPError as error:
+        return f"POST {url}: status {error.code}"
+    except (urllib.error.URLError, OSError) as error:
+        return f"POST {url}: {getattr(error, 'reason', error)}"

@@ -1,0 +1,148 @@
+"""Metrics computed from the store (`reconciler metrics`), and watch mode's live ones.
+
+Both render through prometheus-client, so `/metrics` and `metrics --format prometheus`
+speak the same text format.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter as Tally
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from reconciler.engine.health import RANK
+from reconciler.store import Store
+from reconciler.store.health import HealthRecords
+
+SYNC_KINDS = ("Mirror", "Taxonomy")
+
+
+def store_metrics(store: Store) -> dict[str, Any]:
+    """Success rates and timings of syncs, deploys and remediations; resources per health."""
+    timings = HealthRecords(store).journal_timings()
+    outcomes = HealthRecords(store).remediation_outcomes()
+    done, failed = outcomes.get("done", 0), outcomes.get("failed", 0)
+    return {
+        "sync": _summary([t for t in timings if t["address"].split("/")[0] in SYNC_KINDS]),
+        "deploy": _summary([t for t in timings if t["address"].startswith("Environment/")]),
+        "remediation": {"total": done + failed, "success_rate": _rate(done, done + failed)},
+        "resources_by_health": resources_by_health(store),
+    }
+
+
+def resources_by_health(store: Store) -> dict[str, int]:
+    """Stored resources counted by their latest health (a policy's verdict, else observed)."""
+    verdicts: dict[str, str] = {}
+    for row in HealthRecords(store).latest_results():
+        old = verdicts.get(row["address"], "Healthy")
+        verdicts[row["address"]] = max(old, row["status"], key=lambda s: RANK.get(s, 3))
+    tally: Tally[str] = Tally()
+    for record in store.resources():
+        if record.kind == "HealthPolicy":
+            continue
+        observation = store.observation(record.address)
+        fallback = observation.health if observation else "Unknown"
+        tally[verdicts.get(record.address, fallback)] += 1
+    return dict(sorted(tally.items()))
+
+
+def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    seconds = [_seconds(r) for r in rows]
+    ok = sum(1 for r in rows if r["status"] == "done")
+    return {
+        "total": len(rows),
+        "success_rate": _rate(ok, len(rows)),
+        "mean_seconds": round(statistics.fmean(seconds), 3) if seconds else None,
+        "p95_seconds": round(_p95(seconds), 3) if seconds else None,
+    }
+
+
+def _seconds(row: dict[str, Any]) -> float:
+    start = datetime.fromisoformat(row["started_at"].replace("Z", "+00:00"))
+    end = datetime.fromisoformat(row["finished_at"].replace("Z", "+00:00"))
+    return max(0.0, (end - start).total_seconds())
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+class StoreCollector(Collector):
+    """Exposes store_metrics() as Prometheus gauges."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Read the store and yield one family per figure."""
+        data = store_metrics(self.store)
+        for name in ("sync", "deploy"):
+            part = data[name]
+            yield _gauge(f"reconciler_{name}_actions", f"{name} actions recorded", part["total"])
+            yield _gauge(
+                f"reconciler_{name}_success_ratio", f"{name} success rate", part["success_rate"]
+            )
+            yield _gauge(
+                f"reconciler_{name}_mean_seconds", f"mean {name} time", part["mean_seconds"]
+            )
+            yield _gauge(f"reconciler_{name}_p95_seconds", f"p95 {name} time", part["p95_seconds"])
+        rate = data["remediation"]["success_rate"]
+        yield _gauge("reconciler_remediation_success_ratio", "remediation success rate", rate)
+        family = GaugeMetricFamily(
+            "reconciler_resources", "resources by health status", labels=["health"]
+        )
+        for health, count in data["resources_by_health"].items():
+            family.add_metric([health], count)
+        yield family
+
+
+def _gauge(name: str, documentation: str, value: float | None) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=math.nan if value is None else value)
+
+
+def prometheus_text(store: Store) -> str:
+    """`metrics --format prometheus`."""
+    registry = CollectorRegistry()
+    registry.register(StoreCollector(store))
+    return generate_latest(registry).decode()
+
+
+class WatchMetrics:
+    """The live metrics of one `watch` process, plus the store's, on one registry."""
+
+    def __init__(self, store: Store) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(StoreCollector(store))
+        self.reconciles = Counter(
+            "reconciler_reconciles", "reconciles run", ["outcome"], registry=self.registry
+        )
+        self.duration = Histogram(
+            "reconciler_reconcile_duration_seconds",
+            "time of one reconcile",
+            registry=self.registry,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+        )
+        self.actions = Counter(
+            "reconciler_actions", "actions applied", ["outcome"], registry=self.registry
+        )
+        self.last_success = Gauge(
+            "reconciler_last_success_timestamp_seconds",
+            "when a reconcile last succeeded (unix time)",
+            registry=self.registry,
+        )
+
+    def text(self) -> bytes:
+        """The Prometheus text exposition."""
+        return generate_latest(self.registry)

@@ -1,0 +1,283 @@
+"""Watch mode: reconcile on spec changes, new spec commits, webhooks and every interval;
+run health policies on their intervals and the remediations they call for.
+
+Level-based: whatever woke it, a reconcile loads the specs and plans from what it observes.
+One loop thread does all the work, so there is never more than one apply in this process
+(and the store's lock keeps other processes out). A stop request (SIGINT/SIGTERM) lets the
+running apply finish, then the loop ends and the lock is already released.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from reconciler.engine.applying import ActionReport, Listener, locked_apply
+from reconciler.engine.healing import heal, next_due
+from reconciler.engine.health import check_health, policies
+from reconciler.engine.listener import HookServer
+from reconciler.engine.metrics import WatchMetrics
+from reconciler.engine.planning import load, make_plan
+from reconciler.engine.sources import GitSpecSource
+from reconciler.engine.triggers import CommitPoller, Triggers, watch_directory
+from reconciler.engine.workspace import Workspace
+from reconciler.errors import LockHeld, ReconcilerError, SpecError
+from reconciler.kinds.health import policy_spec
+from reconciler.specs import SpecSet
+
+Log = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    """`watch` settings (seconds)."""
+
+    interval: float = 300.0
+    poll: float = 30.0
+    listen: tuple[str, int] | None = ("127.0.0.1", 8765)
+    secret: str | None = None
+    once: bool = False
+    debounce_ms: int = 50
+    lock_timeout: float = 10.0
+    max_backoff: float = 300.0
+
+
+class Watcher:
+    """The reconcile loop and its trigger sources."""
+
+    def __init__(self, workspace: Workspace, options: WatchOptions, log: Log) -> None:
+        self.workspace = workspace
+        self.options = options
+        self.log = log
+        self.triggers = Triggers()
+        self.metrics = WatchMetrics(workspace.store)
+        self.specs: SpecSet | None = None  # the last specs that loaded
+        self.failures = 0
+        self.checked: dict[str, float] = {}  # policy -> monotonic time of its last checks
+        self.last: dict[str, Any] = {"reconcile": None, "outcome": None, "error": None}
+        source = GitSpecSource.parse(workspace.specs)
+        self.poller = CommitPoller(source, workspace.git) if source else None
+
+    def stop(self) -> None:
+        """Finish the running work and return (signal-safe)."""
+        self.triggers.stop()
+
+    def once(self) -> bool:
+        """One full cycle: reconcile, every policy's checks, the remediations due. True: ok."""
+        ok = self.reconcile({"once"})
+        return self.health(force=True) and ok
+
+    def run(self) -> None:
+        """Serve until stopped."""
+        server = self._serve()
+        if self.poller is None:
+            watch_directory(Path(self.workspace.specs), self.triggers, self.options.debounce_ms)
+        self.log(
+            {
+                "event": "watching",
+                "specs": self.workspace.specs,
+                "listen": server.address if server else None,
+            }
+        )
+        next_reconcile = time.monotonic()
+        next_poll = time.monotonic() + self.options.poll
+        reasons = {"start"}
+        try:
+            while not self.triggers.stopping.is_set():
+                now = time.monotonic()
+                if now >= next_reconcile:
+                    reasons.add("interval")
+                if self.poller is not None and now >= next_poll:
+                    next_poll = now + self.options.poll
+                    if self.poller.changed():
+                        reasons.add("commit")
+                if reasons:
+                    ok = self.reconcile(reasons)
+                    next_reconcile = time.monotonic() + self._delay(ok)
+                if not self.triggers.stopping.is_set():
+                    self.health(force=False)
+                wake = min(next_reconcile, next_poll if self.poller else next_reconcile)
+                reasons = self.triggers.wait(min(wake - time.monotonic(), self._health_wait()))
+        finally:
+            if server is not None:
+                server.close()
+            self.log({"event": "stopped"})
+
+    def _serve(self) -> HookServer | None:
+        if self.options.listen is None:
+            return None
+        server = HookServer(
+            self.options.listen,
+            self.triggers,
+            self.metrics,
+            self.options.secret,
+            lambda: {"status": "ok", **self.last},
+        )
+        server.start()
+        return server
+
+    def _delay(self, ok: bool) -> float:
+        """Until the next reconcile: the interval, or a backoff after failures."""
+        self.failures = 0 if ok else self.failures + 1
+        if ok:
+            return self.options.interval
+        backoff = min(self.options.max_backoff, 2.0 * 2.0 ** (self.failures - 1))
+        return min(self.options.interval, backoff)
+
+    def reconcile(self, reasons: set[str]) -> bool:
+        """Load, plan and apply everything; True when it all went well."""
+        started = time.monotonic()
+        trigger = ",".join(sorted(reasons))
+        try:
+            specs = load(self.workspace)
+        except SpecError as error:
+            return self._failed(
+                trigger,
+                started,
+                "invalid",
+                [str(p) for p in error.problems] or [str(error)],
+            )
+        self.specs = specs
+        if self.poller is not None:
+            self.poller.seen(specs.commit)
+        try:
+            plan, report = locked_apply(
+                self.workspace,
+                lambda: (make_plan(self.workspace, specs), specs),
+                lambda _plan: True,
+                self.options.lock_timeout,
+                _ActionLog(self.log, self.metrics),
+            )
+        except LockHeld as error:
+            return self._failed(trigger, started, "locked", [str(error)])
+        except ReconcilerError as error:
+            return self._failed(trigger, started, "error", [str(error)])
+        ok = report is not None and report.ok
+        outcome = "success" if ok else "failed"
+        seconds = self._finish(outcome, started)
+        self.log(
+            {
+                "event": "reconcile",
+                "trigger": trigger,
+                "outcome": outcome,
+                "commit": specs.commit,
+                "changes": plan.summary(),
+                "actions": len(report.actions) if report else 0,
+                "revision": report.revision if report else None,
+                "blocked": report.blocked if report else [],
+                "seconds": seconds,
+            }
+        )
+        return ok
+
+    def _failed(self, trigger: str, started: float, outcome: str, problems: list[str]) -> bool:
+        message = self.workspace.redact("; ".join(problems))
+        self.workspace.store.add_event("error", f"watch: reconcile {outcome}: {message}")
+        seconds = self._finish(outcome, started, message)
+        self.log(
+            {
+                "event": "reconcile",
+                "trigger": trigger,
+                "outcome": outcome,
+                "error": message,
+                "seconds": seconds,
+            }
+        )
+        return False
+
+    def _finish(self, outcome: str, started: float, error: str | None = None) -> float:
+        seconds = round(time.monotonic() - started, 3)
+        self.metrics.reconciles.labels(outcome).inc()
+        self.metrics.duration.observe(seconds)
+        if outcome == "success":
+            self.metrics.last_success.set(time.time())
+        self.last = {"reconcile": _stamp(), "outcome": outcome, "error": error}
+        return seconds
+
+    def health(self, force: bool) -> bool:
+        """Run the policies that are due (all with `force`) and heal; True when all healthy."""
+        if self.specs is None:
+            return False
+        due = [
+            p
+            for p in policies(self.specs)
+            if force or self._due(p.name, policy_spec(p).interval.total_seconds())
+        ]
+        incident_due = next_due(self.workspace)
+        if not due and not (incident_due and incident_due <= datetime.now(UTC)):
+            return True
+        due = due or policies(self.specs)
+        for policy in due:
+            self.checked[policy.name] = time.monotonic()
+        try:
+            report = check_health(self.workspace, self.specs, due)
+            actions = heal(
+                self.workspace, self.specs, report, lock_timeout=self.options.lock_timeout
+            )
+        except ReconcilerError as error:
+            self.log(
+                {"event": "health", "outcome": "error", "error": self.workspace.redact(str(error))}
+            )
+            return False
+        self.log(
+            {
+                "event": "health",
+                "status": report.status,
+                "resources": {r.address: r.status for r in report.resources},
+            }
+        )
+        for action in actions:
+            self.log({"event": "remediation", **action.to_json()})
+        return report.status in ("Healthy", "Progressing", "Suspended")
+
+    def _due(self, policy: str, interval: float) -> bool:
+        last = self.checked.get(policy)
+        return last is None or time.monotonic() - last >= interval
+
+    def _health_wait(self) -> float:
+        """Seconds until a policy or an incident's backoff is due (at most 60, at least 0.5)."""
+        if self.specs is None:
+            return 60.0
+        waits = [60.0]
+        for policy in policies(self.specs):
+            last = self.checked.get(policy.name)
+            interval = policy_spec(policy).interval.total_seconds()
+            waits.append(0.0 if last is None else last + interval - time.monotonic())
+        due = next_due(self.workspace)
+        if due is not None:
+            waits.append((due - datetime.now(UTC)).total_seconds())
+        return max(0.5, min(waits))
+
+
+class _ActionLog(Listener):
+    """One log line and one counter increment per action."""
+
+    def __init__(self, log: Log, metrics: WatchMetrics) -> None:
+        self.log = log
+        self.metrics = metrics
+
+    def finished(self, report: ActionReport) -> None:
+        self.metrics.actions.labels(report.outcome).inc()
+        self.log(
+            {
+                "event": "action",
+                "address": report.address,
+                "unit": report.unit,
+                "outcome": report.outcome,
+                "attempts": report.attempts,
+                "message": report.message,
+            }
+        )
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _age(stamp: str) -> float:
+    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return (datetime.now(UTC) - moment).total_seconds()

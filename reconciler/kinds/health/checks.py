@@ -1,0 +1,63 @@
+"""The checks a HealthPolicy runs that read the world directly: http, command, deployment.
+
+They reuse the Environment kind's hook runner and HTTP probe (timeouts that kill the whole
+process group, bounded output). Checks that compare with the spec (drift, syncLag,
+taxonomy) need a plan and live in the engine.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.kinds.base import Context
+from reconciler.kinds.environment.hooks import http_probe, run_check, run_hook
+from reconciler.kinds.environment.model import Check, EnvironmentSpec, Hook
+from reconciler.kinds.health.model import CommandCheck, HealthCheck, HttpCheck
+from reconciler.specs import Resource
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check's verdict on one resource."""
+
+    type: str
+    status: str  # Healthy | Progressing | Degraded | Missing | Unknown
+    message: str
+
+
+def probe(check: HealthCheck, base_dir: Path) -> CheckResult:
+    """Run an http or command check (they do not depend on the resource)."""
+    if isinstance(check, HttpCheck):
+        outcome = http_probe(
+            Check(
+                http=check.url, status=check.status, contains=check.contains, timeout=check.timeout
+            )
+        )
+    else:
+        assert isinstance(check, CommandCheck)
+        outcome = run_hook(Hook(run=check.run, timeout=check.timeout), base_dir, {})
+    return CheckResult(check.type, "Healthy" if outcome.ok else "Degraded", outcome.detail)
+
+
+def deployment_check(resource: Resource, context: Context) -> CheckResult:
+    """An Environment's `verify` checks, run against its current release now."""
+    spec = resource.spec
+    if not isinstance(spec, EnvironmentSpec):
+        return CheckResult("deployment", "Healthy", "not an environment")
+    current = Path(spec.target.path) / "current"
+    if not current.exists():  # final at once: nothing to wait for
+        return CheckResult("deployment", "Missing", f"no current release at {current}")
+    release = Path(os.path.realpath(current))
+    env = {
+        "RECONCILER_ENV": resource.name,
+        "RECONCILER_RELEASE": release.name,
+        "RECONCILER_RELEASE_DIR": str(release),
+    }
+    for check in spec.verify:
+        outcome = run_check(check, release, env)
+        if not outcome.ok:
+            message = context.redact(f"release {release.name}: {outcome.detail}")
+            return CheckResult("deployment", "Degraded", message)
+    return CheckResult("deployment", "Healthy", f"release {release.name} passes its checks")

@@ -1,0 +1,215 @@
+"""The HealthPolicy spec: which resources, which checks, which remediations in which order."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from reconciler.specs.types import Address, Duration, FieldError
+
+KINDS = ("Mirror", "Taxonomy", "Environment")
+
+
+class Selector(BaseModel):
+    """Which resources a policy watches: every condition given must hold (an AND)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    addresses: list[Address] = Field(default_factory=list, description="Exact Kind/name.")
+    kinds: list[Literal["Mirror", "Taxonomy", "Environment"]] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict, description="Every label must match.")
+
+    @model_validator(mode="after")
+    def _something(self) -> Selector:
+        if not (self.addresses or self.kinds or self.labels):
+            raise ValueError("a selector needs `addresses`, `kinds` and/or `labels`")
+        return self
+
+
+class _Check(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SyncLagCheck(_Check):
+    """Degraded when the resource has been out of sync for longer than `maxLag`."""
+
+    type: Literal["syncLag"]
+    maxLag: Duration = Field(default=timedelta(hours=1))
+
+
+class DriftCheck(_Check):
+    """Degraded when the observed world differs from the spec (a non-empty plan)."""
+
+    type: Literal["drift"]
+
+
+class HttpCheck(_Check):
+    """GET `url`: the expected status and, optionally, a body substring."""
+
+    type: Literal["http"]
+    url: str = Field(pattern=r"^https?://")
+    status: int = Field(default=200, ge=100, le=599)
+    contains: str | None = None
+    timeout: Duration = Field(default=timedelta(seconds=5))
+
+
+class CommandCheck(_Check):
+    """Run an argument list (no shell) in the spec file's directory: passes on exit 0."""
+
+    type: Literal["command"]
+    run: list[str] = Field(min_length=1)
+    timeout: Duration = Field(default=timedelta(seconds=30))
+
+    @field_validator("run")
+    @classmethod
+    def _program(cls, run: list[str]) -> list[str]:
+        if not run[0].strip():
+            raise ValueError("the program (first argument) is empty")
+        return run
+
+
+class DeploymentCheck(_Check):
+    """Environments: the spec's `verify` checks, run against the current release."""
+
+    type: Literal["deployment"]
+
+
+class TaxonomyCheck(_Check):
+    """Taxonomies: every target carries the current version and parses."""
+
+    type: Literal["taxonomy"]
+
+
+HealthCheck = Annotated[
+    SyncLagCheck | DriftCheck | HttpCheck | CommandCheck | DeploymentCheck | TaxonomyCheck,
+    Field(discriminator="type"),
+]
+
+
+class Retry(BaseModel):
+    """Re-apply the resource, at most `attempts` times, `base * factor**n` apart (capped)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attempts: int = Field(default=3, ge=1, le=100)
+    base: Duration = Field(default=timedelta(seconds=30))
+    factor: float = Field(default=2.0, ge=1.0, le=10.0)
+    max: Duration = Field(default=timedelta(hours=1))
+
+    def delay(self, attempt: int, jitter: float) -> float:
+        """Seconds to wait after attempt number `attempt` (1-based); jitter in [0, 1)."""
+        raw = min(
+            self.max.total_seconds(), self.base.total_seconds() * self.factor ** (attempt - 1)
+        )
+        return raw * (0.8 + 0.4 * jitter)
+
+
+class Resync(BaseModel):
+    """Re-apply the resource and what it depends on, once per incident."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Rollback(BaseModel):
+    """Environments: back to the previous healthy release, once per failed commit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Escalate(BaseModel):
+    """One alert per incident (and one on recovery): POST JSON and/or append a JSON line."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    webhook: str | None = Field(default=None, pattern=r"^https?://")
+    file: str | None = Field(default=None, min_length=1)
+    timeout: Duration = Field(default=timedelta(seconds=10))
+
+    @field_validator("file")
+    @classmethod
+    def _resolve(cls, file: str | None, info: ValidationInfo) -> str | None:
+        base = (info.context or {}).get("base_dir")
+        if file is None or base is None:
+            return file
+        return str((Path(base) / file).resolve())
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> Escalate:
+        if self.webhook is None and self.file is None:
+            raise ValueError("escalate needs a `webhook` URL and/or a `file`")
+        return self
+
+
+class RemediationStep(BaseModel):
+    """One step of the remediation list: exactly one of retry, resync, rollback, escalate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retry: Retry | None = None
+    resync: Resync | None = None
+    rollback: Rollback | None = None
+    escalate: Escalate | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RemediationStep:
+        given = [
+            name for name in ("retry", "resync", "rollback", "escalate") if getattr(self, name)
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "each remediation step is exactly one of retry, resync, rollback, escalate"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
+
+    @property
+    def name(self) -> str:
+        """retry | resync | rollback | escalate."""
+        return next(n for n in ("retry", "resync", "rollback", "escalate") if getattr(self, n))
+
+
+class HealthPolicySpec(BaseModel):
+    """`spec:` of a HealthPolicy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    selector: Selector
+    interval: Duration = Field(default=timedelta(minutes=5))
+    suspend: bool = Field(default=False, description="Report Suspended; run no remediation.")
+    checks: list[HealthCheck] = Field(min_length=1)
+    remediation: list[RemediationStep] = Field(default_factory=list)
+
+    @field_validator("interval")
+    @classmethod
+    def _positive(cls, interval: timedelta) -> timedelta:
+        if interval.total_seconds() < 1:
+            raise ValueError("interval must be at least 1s")
+        return interval
+
+    @model_validator(mode="after")
+    def _rollback_needs_environments(self) -> HealthPolicySpec:
+        for index, step in enumerate(self.remediation):
+            if (
+                step.rollback is not None
+                and self.selector.kinds
+                and ("Environment" not in self.selector.kinds)
+            ):
+                raise FieldError(
+                    "rollback applies to Environments only; the selector picks none",
+                    "remediation",
+                    index,
+                    "rollback",
+                )
+            if step.name in {s.name for s in self.remediation[:index]}:
+                raise FieldError(f"{step.name} is listed twice", "remediation", index)
+        return self
