@@ -8,6 +8,7 @@ fails on a repo mixing packs with and without them.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -77,6 +78,9 @@ class ObjectCache:
             self._fetch()
 
     def _fetch(self) -> None:
+        if not self.exists() and self.source.is_local and self.source.exists():
+            self._clone_local()
+            return
         self._ensure()
         self.runner.run(
             [
@@ -91,6 +95,23 @@ class ObjectCache:
             cwd=self.path,
             remote=self.source,
         )
+
+    def _clone_local(self) -> None:
+        """A first fill from a local source: `clone --mirror` hardlinks its objects (no copy).
+
+        Into a temporary name first, so that an interrupted clone never looks like a cache.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(self.path.name + ".partial")
+        if partial.exists():
+            shutil.rmtree(partial)
+        self.runner.run(
+            ["clone", "--quiet", "--mirror", self.source.git_url(), str(partial)],
+            remote=self.source,
+        )
+        for key, value in (("repack.writeBitmaps", "false"), ("gc.writeCommitGraph", "false")):
+            self.runner.run(["config", key, value], cwd=partial)
+        partial.rename(self.path)
 
     def fast_forwards(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bool]:
         """For each (old, new): is `old` an ancestor of `new`? Unknown objects count as no."""
