@@ -23,6 +23,13 @@ COLOURS = {
     "noop": "dim",
 }
 STEP_SYMBOLS = {
+    "add": "+",
+    "remove": "-",
+    "update": "~",
+    "merge": "~",
+    "conflict": "!",
+    "write": "~",
+    "adopt": "=",
     "init": "+",
     "create": "+",
     "fast-forward": "~",
@@ -33,6 +40,13 @@ STEP_SYMBOLS = {
     "skip": "=",
 }
 STEP_COLOURS = {
+    "add": "green",
+    "remove": "red",
+    "update": "yellow",
+    "merge": "yellow",
+    "conflict": "magenta",
+    "write": "yellow",
+    "adopt": "dim",
     "init": "green",
     "create": "green",
     "fast-forward": "yellow",
@@ -81,7 +95,7 @@ def _step(step: Step) -> str:
     op = str(step["op"])
     colour = STEP_COLOURS.get(op, "white")
     symbol = STEP_SYMBOLS.get(op, "*")
-    target = escape(str(step.get("release") or step.get("ref") or "repository"))
+    target = escape(str(step.get("release") or step.get("ref") or step.get("term") or "repository"))
     return f"[{colour}]{symbol} {target}[/{colour}] [dim]{op}[/dim]: {escape(str(step['reason']))}"
 
 
