@@ -99,7 +99,7 @@ def _latencies(root: Path, command: list[str]) -> tuple[list[float], float]:
             time.sleep(0.3)
             saved = time.monotonic()
             _write(specs, BRANCHES[: index + 1])
-            _wait(lambda b=branch: _arrived(dst, b), 60)  # type: ignore[misc]
+            _wait(lambda b=branch: _arrived(dst, b), 60)
             samples.append(time.monotonic() - saved)
         time.sleep(2)  # let the last apply settle before measuring idle
         cpu = _cpu_percent(process.pid, IDLE_SECONDS)
