@@ -15,7 +15,10 @@ README = (ROOT / "README.md").read_text()
 
 def commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
     found = []
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None
         if isinstance(command, click.Group):
             found += commands(command, f"{prefix}{name} ")
         else:

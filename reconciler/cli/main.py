@@ -5,6 +5,7 @@ Exit codes: 0 ok, 1 any error, 2 changes pending (only with `plan --detailed-exi
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 from collections.abc import Iterator
@@ -15,12 +16,9 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from reconciler.cli import render
 from reconciler.cli.example import EXAMPLE_MIRRORS
-from reconciler.cli.taxonomy import taxonomy_group
-from reconciler.cli.watch import heal_command, health, metrics, watch
 from reconciler.engine import rollback as rollbacks
 from reconciler.engine.applying import ActionReport, Listener, locked_apply
 from reconciler.engine.planning import load, make_plan
@@ -43,7 +41,28 @@ stdout = _console(False)
 stderr = _console(True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose heavier commands are imported only when run (or listed by --help)."""
+
+    lazy = {
+        "taxonomy": "reconciler.cli.taxonomy:taxonomy_group",
+        "watch": "reconciler.cli.watch:watch",
+        "health": "reconciler.cli.watch:health",
+        "heal": "reconciler.cli.watch:heal_command",
+        "metrics": "reconciler.cli.watch:metrics",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            module, _, name = self.lazy[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), name), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--specs",
     envvar="RECONCILER_SPECS",
@@ -209,7 +228,7 @@ def apply(
 class _ProgressListener(Listener):
     """A progress bar on a terminal; one line per action either way."""
 
-    def __init__(self, progress: Progress | None) -> None:
+    def __init__(self, progress: Any) -> None:  # a rich Progress, or None in a pipe
         self.progress = progress
         self.task: Any = None
 
@@ -229,6 +248,14 @@ def _progress() -> Iterator[Listener]:
     if not stderr.is_terminal:
         yield _ProgressListener(None)
         return
+    from rich.progress import (  # only on a terminal: it is slow to import
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -391,13 +418,6 @@ def _duration(text: str, option: str) -> float:
         return parse_duration(int(text) if text.isdigit() else text).total_seconds()
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint=option) from None
-
-
-cli.add_command(taxonomy_group)
-cli.add_command(watch)
-cli.add_command(health)
-cli.add_command(heal_command)
-cli.add_command(metrics)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,8 +6,11 @@ import hashlib
 import io
 import re
 import tarfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from pydantic import BaseModel
 
 from reconciler.errors import ReconcilerError, SpecError, SpecProblem
 from reconciler.git import GitRunner, Remote
@@ -35,7 +38,10 @@ class GitSpecSource:
 
 
 def load_specs(
-    text: str, registry_models: dict[str, type], cache_dir: Path, git: GitRunner
+    text: str,
+    registry_models: Mapping[str, type[BaseModel]],
+    cache_dir: Path,
+    git: GitRunner,
 ) -> SpecSet:
     """Load the specs `--specs` names; a git source is exported to the cache first."""
     source = GitSpecSource.parse(text)

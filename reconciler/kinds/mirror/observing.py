@@ -22,6 +22,9 @@ def observe_mirror(spec: MirrorSpec, context: Context) -> MirrorObserved:
         repos = repository_names(spec)
     except OSError as error:
         return MirrorObserved(error=context.redact(f"cannot discover repositories: {error}"))
+    if all(Remote(r.url).is_local for r in [spec.source, *spec.destinations]):
+        # Local listings are pure Python under the GIL: threads would only add overhead.
+        return MirrorObserved(repos=[_observe_repo(spec, repo, context) for repo in repos])
     with ThreadPoolExecutor(max_workers=max(1, context.parallelism)) as pool:
         observed = list(pool.map(lambda repo: _observe_repo(spec, repo, context), repos))
     return MirrorObserved(repos=observed)
