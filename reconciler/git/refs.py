@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -79,33 +80,44 @@ def list_refs(remote: Remote, redact: Redactor) -> RefListing:
 
 def read_local_refs(path: Path) -> RefListing | None:
     """Branches and tags of a local repository read straight from its files (`packed-refs`,
-    loose refs, HEAD): a third faster than opening it with dulwich. None when the layout is
-    not the plain files backend (dulwich then answers)."""
-    git_dir = path / ".git" if (path / ".git" / "HEAD").is_file() else path
+    loose refs, HEAD): faster than opening it with dulwich. None when the layout is not the
+    plain files backend (dulwich then answers). Plain `os` calls: pathlib costs double here."""
+    root = os.fspath(path)
+    dot_git = os.path.join(root, ".git")
+    git_dir = dot_git if os.path.isfile(os.path.join(dot_git, "HEAD")) else root
     try:
-        head_text = (git_dir / "HEAD").read_text()
-        config = (git_dir / "config").read_text()
+        head_text = _read(os.path.join(git_dir, "HEAD"))
+        config = _read(os.path.join(git_dir, "config"))
     except OSError:
         return None
-    if "refstorage" in config.lower() or not (git_dir / "refs").is_dir():
+    if "refstorage" in config.lower() or not os.path.isdir(os.path.join(git_dir, "refs")):
         return None
     refs: dict[str, str] = {}
-    packed = git_dir / "packed-refs"
-    if packed.is_file():
-        for line in packed.read_text().splitlines():
-            sha, _, name = line.partition(" ")
-            if name.startswith(MIRRORED_PREFIXES) and len(sha) == 40:
-                refs[name] = sha
+    try:
+        packed = _read(os.path.join(git_dir, "packed-refs"))
+    except FileNotFoundError:
+        packed = ""
+    for line in packed.splitlines():
+        sha, _, name = line.partition(" ")
+        if name.startswith(MIRRORED_PREFIXES) and len(sha) == 40:
+            refs[name] = sha
     for prefix in MIRRORED_PREFIXES:
-        root = git_dir / prefix
-        for file in root.rglob("*") if root.is_dir() else ():
-            if file.is_file() and not file.name.endswith(".lock"):
-                content = file.read_text().strip()
+        for directory, _, files in os.walk(os.path.join(git_dir, prefix)):
+            relative = os.path.relpath(directory, git_dir).replace(os.sep, "/")
+            for name in files:
+                if name.endswith(".lock"):
+                    continue
+                content = _read(os.path.join(directory, name)).strip()
                 if len(content) != 40:  # a symbolic ref or something odd: let dulwich decide
                     return None
-                refs[file.relative_to(git_dir).as_posix()] = content
+                refs[f"{relative}/{name}"] = content
     head = head_text.strip().removeprefix("ref: ") if head_text.startswith("ref: ") else None
     return RefListing(refs=refs, head=head)
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8", errors="replace") as file:
+        return file.read()
 
 
 def _classify(remote: Remote, error: Exception, redact: Redactor) -> GitError | TemporaryError:
