@@ -16,8 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
 from reconciler.errors import StoreError
 from reconciler.store.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -37,46 +35,47 @@ class StoreDatabase:
         self._guard = threading.RLock()
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            connection = sqlite3.connect(
+            self.connection = sqlite3.connect(
                 path, timeout=10, isolation_level=None, check_same_thread=False
             )
-            self.db = Database(connection)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
+            self.connection.row_factory = sqlite3.Row
+            self.execute("PRAGMA journal_mode=WAL")
+            self.execute("PRAGMA synchronous=NORMAL")
+            self.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.DatabaseError as error:
             raise StoreError(f"{path}: not a usable reconciler state store: {error}") from None
 
     def close(self) -> None:
         """Close the connection."""
-        self.db.conn.close()
+        self.connection.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
         with self._guard:
-            self.db.execute("BEGIN IMMEDIATE")
+            self.connection.execute("BEGIN IMMEDIATE")
             try:
                 yield
             except BaseException:
-                self.db.execute("ROLLBACK")
+                self.connection.execute("ROLLBACK")
                 raise
-            self.db.execute("COMMIT")
+            self.connection.execute("COMMIT")
 
     def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Cursor:
         """Run one statement."""
         with self._guard:
-            return self.db.execute(sql, params)
+            return self.connection.execute(sql, params)
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         """Rows of a SELECT as dicts."""
         with self._guard:
-            return list(self.db.query(sql, params))
+            return [dict(row) for row in self.connection.execute(sql, params)]
 
     def schema_version(self) -> int:
         """The migration level of this file (0 for a new file)."""
-        if "meta" not in self.db.table_names():
+        tables = self.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'meta'")
+        if not tables:
             return 0
         rows = self.query("SELECT value FROM meta WHERE key = 'schema_version'")
         return int(rows[0]["value"]) if rows else 0
@@ -89,8 +88,13 @@ class StoreDatabase:
                     f"{self.path}: schema version {version} is newer than this reconciler "
                     f"understands ({SCHEMA_VERSION}); upgrade reconciler"
                 )
-            for migration in MIGRATIONS[version:]:
-                migration(self.db)
+            if version < SCHEMA_VERSION:
+                # sqlite-utils writes the schema; imported only when there is one to write.
+                from sqlite_utils import Database
+
+                database = Database(self.connection)
+                for migration in MIGRATIONS[version:]:
+                    migration(database)
             if version < SCHEMA_VERSION:
                 self._set_meta("schema_version", str(SCHEMA_VERSION))
                 if version == 0:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from sqlite_utils import Database
+if TYPE_CHECKING:  # imported at run time only when a migration runs
+    from sqlite_utils import Database
 
-Migration = Callable[[Database], None]
+Migration = Callable[["Database"], None]
 
 
 def _v1_initial(db: Database) -> None:
