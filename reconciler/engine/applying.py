@@ -180,8 +180,9 @@ class _Run:
                 for future in done:
                     change, action, entry = running.pop(future)
                     result, attempts = future.result()
-                    self._record(change, action, entry, result, attempts)
                     remaining[change.address] -= 1
+                    final = remaining[change.address] == 0
+                    self._record(change, action, entry, result, attempts, final)
 
     def _release(
         self,
@@ -213,8 +214,9 @@ class _Run:
                 )
                 if failed:
                     message = f"not applied: dependency {failed[0]} did not apply cleanly"
-                    self._record(change, action, entry, ActionResult("failed", message), 0)
                     remaining[change.address] -= 1
+                    final = remaining[change.address] == 0
+                    self._record(change, action, entry, ActionResult("failed", message), 0, final)
                 else:
                     ready.append((change, action, entry))
         return still, ready
@@ -243,8 +245,16 @@ class _Run:
         raise AssertionError("unreachable")
 
     def _record(
-        self, change: Change, action: Action, entry: int, result: ActionResult, attempts: int
+        self,
+        change: Change,
+        action: Action,
+        entry: int,
+        result: ActionResult,
+        attempts: int,
+        final: bool = True,
     ) -> None:
+        """Journal one action's result; the resource record is written with its last action
+        (rewriting it after each of hundreds of destinations made the apply quadratic)."""
         redact = self.workspace.redact
         message = redact(result.message)
         worst = max(
@@ -268,7 +278,14 @@ class _Run:
         else:
             record = self._updated(change, action, result, worst, message)
             self.store.record_result(
-                entry, status, attempts, message, result.history, record, [history]
+                entry,
+                status,
+                attempts,
+                message,
+                result.history,
+                record if final else None,
+                [history],
+                address=change.address,
             )
         outcome = ActionReport(change.address, action.unit, result.outcome, message, attempts)
         self.report.actions.append(outcome)

@@ -22,6 +22,7 @@ from reconciler.git.remotes import Remote
 
 _locks: dict[Path, threading.Lock] = {}
 _locks_guard = threading.Lock()
+_present: dict[Path, set[str]] = {}  # objects seen in each cache by this process
 
 
 def cache_lock(path: Path) -> threading.Lock:
@@ -49,16 +50,19 @@ class ObjectCache:
 
     def missing(self, shas: Iterable[str]) -> list[str]:
         """The objects among `shas` that the cache does not hold."""
-        wanted = sorted(set(shas))
+        known = _present.setdefault(self.path, set())
+        wanted = sorted(set(shas) - known)
         if not wanted:
             return []
         if not (self.path / "HEAD").exists():
             return wanted
         repo = Repo(str(self.path))
         try:
-            return [sha for sha in wanted if ObjectID(sha.encode()) not in repo.object_store]
+            absent = [sha for sha in wanted if ObjectID(sha.encode()) not in repo.object_store]
         finally:
             repo.close()
+        known.update(set(wanted) - set(absent))  # objects never leave a cache in one run
+        return absent
 
     def exists(self) -> bool:
         """True once the cache repository has been created."""

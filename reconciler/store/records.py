@@ -128,8 +128,12 @@ class Store(StoreDatabase):
         details: dict[str, Any],
         resource: ResourceRecord | None,
         history: list[dict[str, Any]],
+        address: str = "",
     ) -> None:
-        """Finish a journal entry and store its effect on the resource, atomically."""
+        """Finish a journal entry and store its effect on the resource, atomically.
+
+        `history` entries belong to `resource` (or, without one, to `address`).
+        """
         with self.transaction():
             self.execute(
                 "UPDATE journal SET status = ?, attempts = ?, finished_at = ?, message = ?, "
@@ -139,7 +143,7 @@ class Store(StoreDatabase):
             if resource is not None:
                 self._put_resource(resource)
             for entry in history:
-                self._add_history(resource.address if resource else "", entry)
+                self._add_history(resource.address if resource else address, entry)
             self.bump_serial()
 
     def put_resource(self, record: ResourceRecord) -> None:

@@ -17,17 +17,28 @@ from reconciler.kinds.mirror.observed import (
 
 
 def observe_mirror(spec: MirrorSpec, context: Context) -> MirrorObserved:
-    """List the refs of every source and destination of the spec, in parallel."""
+    """List the refs of every source and destination, then answer ancestry questions
+    (fetching into the caches) for the repositories whose branches differ, in parallel."""
     try:
         repos = repository_names(spec)
     except OSError as error:
         return MirrorObserved(error=context.redact(f"cannot discover repositories: {error}"))
-    if all(Remote(r.url).is_local for r in [spec.source, *spec.destinations]):
-        # Local listings are pure Python under the GIL: threads would only add overhead.
-        return MirrorObserved(repos=[_observe_repo(spec, repo, context) for repo in repos])
-    with ThreadPoolExecutor(max_workers=max(1, context.parallelism)) as pool:
-        observed = list(pool.map(lambda repo: _observe_repo(spec, repo, context), repos))
+    workers = max(1, context.parallelism)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        if all(Remote(r.url).is_local for r in [spec.source, *spec.destinations]):
+            # Local listings are pure Python under the GIL: threads would only add overhead.
+            observed = [_observe_repo(spec, repo, context) for repo in repos]
+        else:
+            observed = list(pool.map(lambda repo: _observe_repo(spec, repo, context), repos))
+        # Fetches are git processes: these run in parallel.
+        list(pool.map(lambda repo: _ancestry(spec, repo, context), observed))
     return MirrorObserved(repos=observed)
+
+
+def _ancestry(spec: MirrorSpec, repo: RepoObserved, context: Context) -> None:
+    if repo.error is None:
+        cache = source_cache(spec, repo.repo, context)
+        repo.error = _answer_ancestry(repo.refs, repo.destinations, cache)
 
 
 def repository_names(spec: MirrorSpec) -> list[str]:
@@ -63,14 +74,8 @@ def _observe_repo(spec: MirrorSpec, repo: str, context: Context) -> RepoObserved
         return RepoObserved(repo=repo, source=source.url, error=str(error))
     refs = filtered(listing.refs, spec)
     destinations = [_observe_destination(d.remote(repo), spec, context) for d in spec.destinations]
-    problem = _answer_ancestry(refs, destinations, source_cache(spec, repo, context))
     return RepoObserved(
-        repo=repo,
-        source=source.url,
-        refs=refs,
-        head=listing.head,
-        destinations=destinations,
-        error=problem,
+        repo=repo, source=source.url, refs=refs, head=listing.head, destinations=destinations
     )
 
 
