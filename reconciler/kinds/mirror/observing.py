@@ -24,15 +24,26 @@ def observe_mirror(spec: MirrorSpec, context: Context) -> MirrorObserved:
     except OSError as error:
         return MirrorObserved(error=context.redact(f"cannot discover repositories: {error}"))
     workers = max(1, context.parallelism)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        if all(Remote(r.url).is_local for r in [spec.source, *spec.destinations]):
-            # Local listings are pure Python under the GIL: threads would only add overhead.
-            observed = [_observe_repo(spec, repo, context) for repo in repos]
-        else:
+    if all(Remote(r.url).is_local for r in [spec.source, *spec.destinations]):
+        # Local listings are pure Python under the GIL: threads would only add overhead.
+        observed = [_observe_repo(spec, repo, context) for repo in repos]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             observed = list(pool.map(lambda repo: _observe_repo(spec, repo, context), repos))
-        # Fetches are git processes: these run in parallel.
-        list(pool.map(lambda repo: _ancestry(spec, repo, context), observed))
+    differing = [repo for repo in observed if _differing_branches(repo)]
+    if differing:  # fetches are git processes: these run in parallel
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(lambda repo: _ancestry(spec, repo, context), differing))
     return MirrorObserved(repos=observed)
+
+
+def _differing_branches(repo: RepoObserved) -> bool:
+    return repo.error is None and any(
+        dest.refs.get(ref) not in (None, sha)
+        for dest in repo.destinations
+        for ref, sha in repo.refs.items()
+        if ref.startswith("refs/heads/")
+    )
 
 
 def _ancestry(spec: MirrorSpec, repo: RepoObserved, context: Context) -> None:
