@@ -22,7 +22,12 @@ from reconciler.git.remotes import Remote
 
 _locks: dict[Path, threading.Lock] = {}
 _locks_guard = threading.Lock()
-_present: dict[Path, set[str]] = {}  # objects seen in each cache by this process
+_present: dict[Path, set[str]] = {}
+# dulwich fails on a repository mixing packs with and without bitmaps (BASELINES.md).
+_CACHE_CONFIG = (
+    ("repack.writeBitmaps", "false"),
+    ("gc.writeCommitGraph", "false"),
+)  # objects seen in each cache by this process
 
 
 def cache_lock(path: Path) -> threading.Lock:
@@ -31,22 +36,35 @@ def cache_lock(path: Path) -> threading.Lock:
         return _locks.setdefault(path, threading.Lock())
 
 
-class ObjectCache:
-    """The local object cache of one source repository."""
+class BareCache:
+    """A bare repository under the state directory that caches one remote's objects."""
 
-    def __init__(self, root: Path, source: Remote, runner: GitRunner) -> None:
-        key = hashlib.sha256(source.git_url().encode()).hexdigest()[:16]
+    def __init__(self, root: Path, remote: Remote, runner: GitRunner) -> None:
+        key = hashlib.sha256(remote.git_url().encode()).hexdigest()[:16]
         self.path = root / f"{key}.git"
-        self.source = source
+        self.remote = remote
         self.runner = runner
 
+    def exists(self) -> bool:
+        """True once the cache repository has been created."""
+        return (self.path / "HEAD").exists()
+
     def _ensure(self) -> None:
-        if (self.path / "HEAD").exists():
+        if self.exists():
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.runner.run(["init", "--quiet", "--bare", str(self.path)])
-        self.runner.run(["config", "repack.writeBitmaps", "false"], cwd=self.path)
-        self.runner.run(["config", "gc.writeCommitGraph", "false"], cwd=self.path)
+        for key, value in _CACHE_CONFIG:
+            self.runner.run(["config", key, value], cwd=self.path)
+
+
+class ObjectCache(BareCache):
+    """The local object cache of one source repository."""
+
+    @property
+    def source(self) -> Remote:
+        """The repository this cache mirrors."""
+        return self.remote
 
     def missing(self, shas: Iterable[str]) -> list[str]:
         """The objects among `shas` that the cache does not hold."""
@@ -63,10 +81,6 @@ class ObjectCache:
             repo.close()
         known.update(set(wanted) - set(absent))  # objects never leave a cache in one run
         return absent
-
-    def exists(self) -> bool:
-        """True once the cache repository has been created."""
-        return (self.path / "HEAD").exists()
 
     def ensure_objects(self, shas: Iterable[str]) -> bool:
         """Fetch the source into the cache if any of `shas` is missing; True if it fetched."""
@@ -113,7 +127,7 @@ class ObjectCache:
             ["clone", "--quiet", "--mirror", self.source.git_url(), str(partial)],
             remote=self.source,
         )
-        for key, value in (("repack.writeBitmaps", "false"), ("gc.writeCommitGraph", "false")):
+        for key, value in _CACHE_CONFIG:
             self.runner.run(["config", key, value], cwd=partial)
         partial.rename(self.path)
 

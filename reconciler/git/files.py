@@ -10,10 +10,8 @@ working copy whose checked-out branch is the target is fast-forwarded with
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from dulwich.errors import NotTreeError
 from dulwich.object_store import commit_tree_changes, tree_lookup_path
@@ -21,10 +19,8 @@ from dulwich.objects import Blob, Commit, ObjectID, Tree
 from dulwich.repo import Repo
 
 from reconciler.errors import GitError
-from reconciler.git.cache import cache_lock
-from reconciler.git.process import GitRunner
+from reconciler.git.cache import BareCache, cache_lock
 from reconciler.git.push import RefUpdate, push
-from reconciler.git.remotes import Remote
 
 _FILE_MODE = 0o100644
 
@@ -37,21 +33,8 @@ class Published:
     message: str
 
 
-class FileBranch:
+class FileBranch(BareCache):
     """The cache of one repository, for reading and writing files on its branches."""
-
-    def __init__(self, root: Path, remote: Remote, runner: GitRunner) -> None:
-        key = hashlib.sha256(remote.git_url().encode()).hexdigest()[:16]
-        self.path = root / f"{key}.git"
-        self.remote = remote
-        self.runner = runner
-
-    def _ensure(self) -> None:
-        if (self.path / "HEAD").exists():
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.runner.run(["init", "--quiet", "--bare", str(self.path)])
-        self.runner.run(["config", "repack.writeBitmaps", "false"], cwd=self.path)
 
     def has(self, commit: str) -> bool:
         """True when the cache holds `commit`."""

@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, Field
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 KIND_PATTERN = re.compile(r"^[A-Z][A-Za-z0-9]*$")
@@ -77,7 +77,19 @@ def check_ref_glob(value: str) -> str:
     return value
 
 
+def check_command(run: list[str]) -> list[str]:
+    """Accept an argument list whose program (first argument) is not blank."""
+    if not run[0].strip():
+        raise ValueError("the program (first argument) is empty")
+    return run
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Command = Annotated[
+    list[str],
+    Field(min_length=1, description="Argument list, run without a shell."),
+    AfterValidator(check_command),
+]
 ResourceName = Annotated[str, AfterValidator(check_name)]
 Address = Annotated[str, AfterValidator(check_address)]
 RefGlob = Annotated[str, AfterValidator(check_ref_glob)]

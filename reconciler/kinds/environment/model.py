@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from reconciler.git import Remote
-from reconciler.specs.types import Duration, ResourceName
+from reconciler.specs.types import Command, Duration, ResourceName
 
 
 class SourceSpec(BaseModel):
@@ -76,15 +76,8 @@ class Hook(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    run: list[str] = Field(min_length=1, description="Argument list; no shell.")
+    run: Command
     timeout: Duration = Field(default=timedelta(minutes=5))
-
-    @field_validator("run")
-    @classmethod
-    def _program(cls, run: list[str]) -> list[str]:
-        if not run[0].strip():
-            raise ValueError("the program (first argument) is empty")
-        return run
 
 
 class Check(BaseModel):
@@ -92,7 +85,7 @@ class Check(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    run: list[str] | None = Field(default=None, min_length=1, description="Argument list.")
+    run: Command | None = None
     http: str | None = Field(default=None, pattern=r"^https?://", description="URL to GET.")
     status: int | None = Field(default=None, ge=100, le=599, description="http: default 200.")
     contains: str | None = Field(default=None, description="http: a body substring.")

@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from reconciler.specs.types import Address, Duration, FieldError
+from reconciler.specs.types import Address, Command, Duration, FieldError
 
 KINDS = ("Mirror", "Taxonomy", "Environment")
 
@@ -67,15 +67,8 @@ class CommandCheck(_Check):
     """Run an argument list (no shell) in the spec file's directory: passes on exit 0."""
 
     type: Literal["command"]
-    run: list[str] = Field(min_length=1)
+    run: Command
     timeout: Duration = Field(default=timedelta(seconds=30))
-
-    @field_validator("run")
-    @classmethod
-    def _program(cls, run: list[str]) -> list[str]:
-        if not run[0].strip():
-            raise ValueError("the program (first argument) is empty")
-        return run
 
 
 class DeploymentCheck(_Check):
