@@ -412,3 +412,32 @@ def test_push_is_compare_and_swap(tmp_path: Path) -> None:
     assert not by_ref["refs/heads/dev"].ok and "stale info" in by_ref["refs/heads/dev"].summary
     assert by_ref["refs/heads/main"].ok
     assert refs_of(dest) == {"refs/heads/main": dev, "refs/heads/dev": dev}
+
+
+def test_a_stop_request_lets_the_running_action_finish_and_starts_no_other(
+    ws: Workspace,
+) -> None:
+    from reconciler.engine.applying import Listener, execute
+    from reconciler.engine.planning import load, make_plan
+    from reconciler.engine.workspace import Workspace as Run
+
+    source_work(ws)
+    mirror_spec(ws, dests=3)
+    run = Run(specs=str(ws.specs), state=ws.state, parallelism=1)
+    finished: list[str] = []
+
+    class StopAfterOne(Listener):
+        def finished(self, report: object) -> None:
+            finished.append("one")
+
+    specs = load(run)
+    report = execute(
+        run, make_plan(run, specs), specs, StopAfterOne(), should_stop=lambda: bool(finished)
+    )
+    assert report.stopped and not report.ok
+    assert [a.outcome for a in report.actions] == ["done"]  # only the running one finished
+    assert "2 actions not started" in report.notes[-1]
+    again = ws.run("apply", "--yes")  # a re-run converges
+    assert again.code == 0, again.output
+    for dest in ("dest1.git", "dest2.git", "dest3.git"):
+        assert refs_of(ws.root / dest) == refs_of(ws.root / "source.git")

@@ -41,11 +41,14 @@ class ApplyReport:
     actions: list[ActionReport] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    stopped: bool = False  # a stop request left actions unstarted
 
     @property
     def ok(self) -> bool:
-        """True when every action succeeded and nothing stayed blocked."""
-        return not self.blocked and all(a.outcome == "done" for a in self.actions)
+        """True when every action succeeded and nothing stayed blocked or unstarted."""
+        return (
+            not self.blocked and not self.stopped and all(a.outcome == "done" for a in self.actions)
+        )
 
 
 class Listener:
@@ -67,6 +70,8 @@ def execute(
     specs: SpecSet,
     listener: Listener | None = None,
     replan: Callable[[str], Change] | None = None,
+    trigger: str = "apply",
+    should_stop: Callable[[], bool] | None = None,
 ) -> ApplyReport:
     """Apply `plan` (the caller holds the lock). Independent resources never stop each other.
 
@@ -89,8 +94,8 @@ def execute(
     if not work and not refresh:
         report.blocked = _blocked(plan.changes)
         return report
-    report.revision = store.begin_revision("apply", plan.source, plan.commit, plan.digest)
-    run = _Run(workspace, report, resources, records, listener, replan)
+    report.revision = store.begin_revision(trigger, plan.source, plan.commit, plan.digest)
+    run = _Run(workspace, report, resources, records, listener, replan, should_stop)
     for change in refresh:
         run.record_without_actions(change)
     run.run(work, graph)
@@ -145,8 +150,10 @@ class _Run:
         records: dict[str, ResourceRecord],
         listener: Listener,
         replan: Callable[[str], Change] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         self.replan = replan
+        self.should_stop = should_stop or (lambda: False)
         self.final: dict[str, Change] = {}  # changes as re-planned during the run
         self.ran: set[str] = set()  # resources that had actions in this run
         self.workspace = workspace
@@ -168,6 +175,15 @@ class _Run:
         parallelism = max(1, self.workspace.parallelism)
         with ThreadPoolExecutor(max_workers=parallelism) as pool:
             while waiting or ready or running:
+                if self.should_stop() and (waiting or ready):
+                    # A stop request: running actions finish, nothing new starts.
+                    left = len(ready) + sum(len(c.actions) for c in waiting)
+                    self.report.notes.append(f"stopped on request; {left} actions not started")
+                    self.report.stopped = True
+                    for _change, _action, entry in ready:
+                        self.store.journal_finish_unstarted(entry)
+                    waiting, ready = [], []
+                    continue
                 waiting, ready = self._release(waiting, ready, remaining, graph)
                 while ready and len(running) < parallelism:
                     change, action, entry = ready.pop(0)
@@ -354,6 +370,8 @@ def locked_apply(
     lock_timeout: float,
     listener: Listener | None = None,
     replanning: bool = True,
+    trigger: str = "apply",
+    should_stop: Callable[[], bool] | None = None,
 ) -> tuple[Plan, ApplyReport | None]:
     """Take the lock, make (or check) the plan, ask, apply, release. None: not confirmed."""
     note = workspace.store.lock.acquire("apply", lock_timeout)
@@ -364,7 +382,7 @@ def locked_apply(
         if plan.pending and not confirm(plan):
             return plan, None
         again = (lambda address: replan(workspace, specs, address)) if replanning else None
-        report = execute(workspace, plan, specs, listener, again)
+        report = execute(workspace, plan, specs, listener, again, trigger, should_stop)
         if note:
             report.notes.insert(0, note)
         return plan, report

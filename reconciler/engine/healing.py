@@ -171,7 +171,9 @@ class _Healer:
             return make_plan(self.workspace, self.specs, [address]), self.specs
 
         try:
-            plan, report = locked_apply(self.workspace, prepare, lambda _p: True, self.lock_timeout)
+            plan, report = locked_apply(
+                self.workspace, prepare, lambda _p: True, self.lock_timeout, trigger="heal"
+            )
         except ReconcilerError as error:
             return False, self.workspace.redact(str(error))
         if report is None or not plan.pending:

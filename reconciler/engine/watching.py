@@ -151,6 +151,8 @@ class Watcher:
                 lambda _plan: True,
                 self.options.lock_timeout,
                 _ActionLog(self.log, self.metrics),
+                trigger="watch",
+                should_stop=self.triggers.stopping.is_set,
             )
         except LockHeld as error:
             return self._failed(trigger, started, "locked", [str(error)])

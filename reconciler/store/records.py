@@ -113,6 +113,15 @@ class Store(StoreDatabase):
                 (now(), entry_id),
             )
 
+    def journal_finish_unstarted(self, entry_id: int) -> None:
+        """An action that a stop request kept from starting: interrupted, never run."""
+        with self.transaction():
+            self.execute(
+                "UPDATE journal SET status = 'interrupted', finished_at = ?, "
+                "message = 'not started: stop requested' WHERE id = ?",
+                (now(), entry_id),
+            )
+
     def journal_entries(self, revision_id: int) -> list[dict[str, Any]]:
         """The actions of one revision, in order."""
         rows = self.query("SELECT * FROM journal WHERE revision_id = ? ORDER BY id", (revision_id,))
