@@ -268,3 +268,31 @@ def test_once_runs_one_cycle_with_health(ws: Workspace) -> None:
     assert [e["event"] for e in events] == ["action", "reconcile", "health"]
     assert events[2]["resources"] == {"Mirror/one": "Healthy"}
     assert Path(ws.root / "dst" / "one.git" / "HEAD").exists()
+
+
+def test_drift_policy_decides_what_the_interval_corrects(
+    ws: Workspace, watching: Callable[..., Watch]
+) -> None:
+    seed_bare(ws.root / "source.git", branches=("main", "dev"))
+    for name, policy in (("fixed", "correct"), ("watched", "warn")):
+        ws.write_spec(
+            f"{name}.yaml",
+            f"""
+            apiVersion: reconciler/v1
+            kind: Mirror
+            metadata: {{name: {name}, driftPolicy: {policy}}}
+            spec:
+              source: {{url: ../source.git}}
+              destinations: [{{url: ../{name}.git}}]
+            """,
+        )
+    assert ws.run("apply", "--yes").code == 0
+    for name in ("fixed", "watched"):  # drift: a branch deleted by hand downstream
+        subprocess.run(
+            ["git", "update-ref", "-d", "refs/heads/dev"], cwd=ws.root / f"{name}.git", check=True
+        )
+    watch = watching(extra=("--interval", "1s"))
+    watch.wait_until(lambda: "refs/heads/dev" in refs_of(ws.root / "fixed.git"), timeout=30)
+    watch.wait_until(lambda: "drift not corrected (driftPolicy warn)" in watch.text(), timeout=30)
+    assert "refs/heads/dev" not in refs_of(ws.root / "watched.git")  # only reported
+    assert watch.stop() == 0

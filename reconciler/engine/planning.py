@@ -62,6 +62,32 @@ def make_plan(workspace: Workspace, specs: SpecSet, targets: list[str] | None = 
     )
 
 
+def hold_drift(workspace: Workspace, plan: Plan, specs: SpecSet) -> tuple[Plan, list[str]]:
+    """The plan with the drift of `driftPolicy: warn|ignore` resources held back (noop), and
+    one warning per held `warn` change. Drift: a change of a resource whose spec is the one
+    last applied (a new or edited spec is always applied)."""
+    resources = specs.by_address()
+    kept: list[Change] = []
+    warnings: list[str] = []
+    for change in plan.changes:
+        resource = resources.get(change.address)
+        record = workspace.store.resource(change.address)
+        policy = resource.drift_policy if resource else "correct"
+        drift = (
+            record is not None and resource is not None and record.spec_digest == resource.digest
+        )
+        if policy == "correct" or change.action == "noop" or not drift:
+            kept.append(change)
+            continue
+        if policy == "warn":
+            warnings.append(
+                f"{change.address}: drift not corrected (driftPolicy warn): {change.reason}"
+            )
+        reason = f"drift left alone (driftPolicy {policy}): {change.reason}"
+        kept.append(replace(change, action="noop", reason=reason, actions=(), notes=()))
+    return replace(plan, changes=tuple(kept)), warnings
+
+
 def replan(workspace: Workspace, specs: SpecSet, address: str) -> Change:
     """Observe and plan one resource again (its dependencies just changed the world)."""
     change = _plan_resource(

@@ -21,7 +21,8 @@ from reconciler.engine.healing import heal, next_due
 from reconciler.engine.health import check_health, policies
 from reconciler.engine.listener import HookServer
 from reconciler.engine.metrics import WatchMetrics
-from reconciler.engine.planning import load, make_plan
+from reconciler.engine.planning import hold_drift, load, make_plan
+from reconciler.engine.plans import Plan
 from reconciler.engine.sources import GitSpecSource
 from reconciler.engine.triggers import CommitPoller, Triggers, watch_directory
 from reconciler.engine.workspace import Workspace
@@ -128,6 +129,13 @@ class Watcher:
         backoff = min(self.options.max_backoff, 2.0 * 2.0 ** (self.failures - 1))
         return min(self.options.interval, backoff)
 
+    def _plan(self, specs: SpecSet) -> tuple[Plan, SpecSet]:
+        """The plan, with drift corrected, reported or left alone per `driftPolicy`."""
+        plan, warnings = hold_drift(self.workspace, make_plan(self.workspace, specs), specs)
+        for warning in warnings:
+            self.log({"event": "drift", "level": "warning", "message": warning})
+        return plan, specs
+
     def reconcile(self, reasons: set[str]) -> bool:
         """Load, plan and apply everything; True when it all went well."""
         started = time.monotonic()
@@ -147,7 +155,7 @@ class Watcher:
         try:
             plan, report = locked_apply(
                 self.workspace,
-                lambda: (make_plan(self.workspace, specs), specs),
+                lambda: self._plan(specs),
                 lambda _plan: True,
                 self.options.lock_timeout,
                 _ActionLog(self.log, self.metrics),

@@ -25,6 +25,11 @@ class Metadata(BaseModel):
     dependsOn: list[Address] = Field(
         default_factory=list, description="Addresses (Kind/name) applied before this one."
     )
+    driftPolicy: Literal["correct", "warn", "ignore"] = Field(
+        default="correct",
+        description="In `watch`, drift found when the specs did not change: corrected, "
+        "only reported, or left alone.",
+    )
 
 
 class Envelope(BaseModel):
@@ -50,6 +55,7 @@ class Resource:
     base_dir: Path
     labels: dict[str, str] = field(default_factory=dict)
     depends_on: tuple[str, ...] = ()
+    drift_policy: str = "correct"
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -71,6 +77,8 @@ class Resource:
                 "name": self.name,
                 "labels": dict(self.labels),
                 "dependsOn": list(self.depends_on),
+                # only when set, so that the digests of existing resources stay as they were
+                **({"driftPolicy": self.drift_policy} if self.drift_policy != "correct" else {}),
             },
             "spec": self.spec.model_dump(mode="json", exclude_none=True),
         }

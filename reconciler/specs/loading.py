@@ -179,6 +179,7 @@ def _load_document(
         base_dir=path.parent,
         labels=dict(envelope.metadata.labels),
         depends_on=tuple(envelope.metadata.dependsOn),
+        drift_policy=envelope.metadata.driftPolicy,
         lines=field_lines(document),
     )
 
