@@ -251,3 +251,11 @@ def test_readers_never_see_a_missing_current_during_switches(tmp_path: Path) -> 
     done.set()
     reader.join()
     assert misses == []
+
+
+def test_a_check_that_cannot_start_ends_its_retries_at_once(ws: Workspace, app: WorkRepo) -> None:
+    env_spec(ws, verify='[{run: ["./no-such-probe"], retries: 50, interval: 1s}]')
+    started = time.monotonic()
+    result = ws.run("apply", "--yes")
+    assert result.code == 1 and "cannot run ./no-such-probe" in result.stdout
+    assert time.monotonic() - started < 20  # not 50 retries a second apart

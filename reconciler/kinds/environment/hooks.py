@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -27,6 +28,7 @@ class Outcome:
 
     ok: bool
     detail: str
+    final: bool = False  # a failure no retry can change (the program cannot even start)
 
 
 def run_hook(hook: Hook, cwd: Path, env: Mapping[str, str]) -> Outcome:
@@ -43,7 +45,7 @@ def run_hook(hook: Hook, cwd: Path, env: Mapping[str, str]) -> Outcome:
             start_new_session=True,  # a timeout kills the hook's children too
         )
     except OSError as error:
-        return Outcome(False, f"cannot run {hook.run[0]}: {error.strerror or error}")
+        return Outcome(False, f"cannot run {hook.run[0]}: {error.strerror or error}", final=True)
     tail = _Tail(process)
     seconds = hook.timeout.total_seconds()
     try:
@@ -91,13 +93,14 @@ class _Tail:
 
 
 def run_check(check: Check, cwd: Path, env: Mapping[str, str]) -> Outcome:
-    """Run a check, retrying `retries` times `interval` apart."""
+    """Run a check, retrying `retries` times `interval` apart; a final failure (a program
+    that cannot start, a URL whose host does not resolve) ends the wait at once."""
     outcome = Outcome(False, "not run")
     for attempt in range(check.retries + 1):
         if attempt:
             time.sleep(check.interval.total_seconds())
         outcome = http_probe(check) if check.http else run_hook(check.hook(), cwd, env)
-        if outcome.ok:
+        if outcome.ok or outcome.final:
             return outcome
     return outcome
 
@@ -115,7 +118,8 @@ def http_probe(check: Check) -> Outcome:
         status, body = error.code, error.read(1_000_000)
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
-        return Outcome(False, f"GET {check.http}: {reason}")
+        unresolvable = isinstance(reason, socket.gaierror)
+        return Outcome(False, f"GET {check.http}: {reason}", final=unresolvable)
     if status != expected:
         return Outcome(False, f"GET {check.http}: status {status}, expected {expected}")
     if check.contains is not None and check.contains not in body.decode(errors="replace"):
