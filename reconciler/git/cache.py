@@ -13,10 +13,6 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from dulwich.graph import can_fast_forward
-from dulwich.objects import ObjectID
-from dulwich.repo import Repo
-
 from reconciler.git.process import GitRunner
 from reconciler.git.remotes import Remote
 
@@ -74,6 +70,9 @@ class ObjectCache(BareCache):
             return []
         if not (self.path / "HEAD").exists():
             return wanted
+        from dulwich.objects import ObjectID  # dulwich only when objects are asked about
+        from dulwich.repo import Repo
+
         repo = Repo(str(self.path))
         try:
             absent = [sha for sha in wanted if ObjectID(sha.encode()) not in repo.object_store]
@@ -136,6 +135,10 @@ class ObjectCache(BareCache):
         pairs = list(pairs)
         if not pairs or not (self.path / "HEAD").exists():
             return dict.fromkeys(pairs, False)
+        from dulwich.graph import can_fast_forward
+        from dulwich.objects import ObjectID
+        from dulwich.repo import Repo
+
         repo = Repo(str(self.path))
         try:
             store = repo.object_store

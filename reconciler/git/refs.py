@@ -8,10 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from dulwich.client import LocalGitClient, get_transport_and_path
-from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
-from dulwich.refs import Ref
-
 from reconciler.errors import GitError, TemporaryError
 from reconciler.git.remotes import Remote
 from reconciler.redaction import Redactor
@@ -35,6 +31,15 @@ def list_refs(remote: Remote, redact: Redactor) -> RefListing:
         direct = read_local_refs(remote.local_path)
         if direct is not None:
             return direct
+    return _dulwich_refs(remote, redact)
+
+
+def _dulwich_refs(remote: Remote, redact: Redactor) -> RefListing:
+    """Ask the remote with dulwich (imported here: a local no-op plan never needs it)."""
+    from dulwich.client import LocalGitClient, get_transport_and_path
+    from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
+    from dulwich.refs import Ref
+
     try:
         if remote.is_local:
             result = LocalGitClient().get_refs(
