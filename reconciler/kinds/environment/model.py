@@ -17,7 +17,8 @@ from pydantic import (
 )
 
 from reconciler.git import Remote
-from reconciler.specs.types import Command, Duration, ResourceName
+from reconciler.kinds.locations import check_location, separate_credentials
+from reconciler.specs.types import Command, Duration, FieldError, ResourceName
 
 
 class SourceSpec(BaseModel):
@@ -40,14 +41,17 @@ class SourceSpec(BaseModel):
 
     @model_validator(mode="after")
     def _resolve(self, info: ValidationInfo) -> SourceSpec:
-        base = (info.context or {}).get("base_dir")
         if self.mirror is not None:
             if "/" in self.repo or self.repo in (".", ".."):
                 raise ValueError("with `mirror`, `repo` is a repository name of that mirror")
             return self
-        remote = Remote(self.repo)
-        if remote.is_local and base is not None and not self.repo.startswith("file:"):
-            self.repo = str((Path(base) / self.repo).resolve())
+        try:
+            self.repo = check_location(self.repo, info.context)
+        except ValueError as error:
+            raise FieldError(str(error), "repo") from None
+        self.repo, self.username = separate_credentials(
+            self.repo, self.username, self.password, "repo"
+        )
         return self
 
     def remote(self, url: str | None = None) -> Remote:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -18,13 +16,11 @@ from pydantic import (
 )
 
 from reconciler.git import Remote
-from reconciler.redaction import strip_userinfo
+from reconciler.kinds.locations import check_location, separate_credentials
 from reconciler.specs.types import FieldError, RefGlob
 
 REPO_PLACEHOLDER = "{repo}"
 _REPO_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-_SUPPORTED = ("file", "git", "http", "https", "ssh", "git+ssh")
-_SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 class RemoteSpec(BaseModel):
@@ -38,39 +34,14 @@ class RemoteSpec(BaseModel):
 
     @field_validator("url")
     @classmethod
-    def _resolve(cls, url: str, info: ValidationInfo) -> str:
-        url = url.strip()
-        if not url:
-            raise ValueError("empty URL")
-        remote = Remote(url)
-        # Remote.scheme reads `ftp://host/x` as scp-like ssh; judge a `scheme://` as written.
-        written = _SCHEME.match(url)
-        scheme = written["scheme"] if written else remote.scheme
-        if scheme.lower() not in _SUPPORTED:
-            raise ValueError(
-                f"unsupported URL scheme {scheme!r}; use a path or one of "
-                "file://, git://, http://, https://, ssh://"
-            )
-        if written and not urlsplit(url).path.strip("/"):
-            raise ValueError("the URL names no repository path")
-        base = (info.context or {}).get("base_dir")
-        if remote.is_local and not url.startswith("file:") and base is not None:
-            return str((Path(base) / url).resolve()) if not Path(url).is_absolute() else url
-        return url
+    def _location(cls, url: str, info: ValidationInfo) -> str:
+        return check_location(url, info.context)
 
     @model_validator(mode="after")
     def _credentials(self) -> RemoteSpec:
-        url, user, password = strip_userinfo(self.url)
-        # strip_userinfo leaves ssh:// alone (its user is part of the address), not its password.
-        if password is not None or (_SCHEME.match(self.url) and urlsplit(self.url).password):
-            raise FieldError(
-                "put credentials in username/password (password: ${VAR}), not in the URL", "url"
-            )
-        if user is not None:
-            self.url, self.username = url, self.username or user
-        scheme = Remote(self.url).scheme
-        if self.password is not None and scheme not in ("http", "https"):
-            raise FieldError("a password is only used with http(s) URLs", "password")
+        self.url, self.username = separate_credentials(
+            self.url, self.username, self.password, "url"
+        )
         return self
 
     def remote(self, repo: str | None = None) -> Remote:

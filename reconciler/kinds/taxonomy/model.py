@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from functools import cached_property
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -25,15 +25,13 @@ from pydantic import (
 )
 
 from reconciler.git import Remote
+from reconciler.kinds.locations import check_location, separate_credentials
 from reconciler.kinds.taxonomy.folding import Fold, fold
 from reconciler.kinds.taxonomy.terms import Taxonomy, Term
-from reconciler.redaction import strip_userinfo
 from reconciler.specs.types import FieldError
 
 _TERM_ID = re.compile(r"^[A-Za-z0-9_]+(?:[.-][A-Za-z0-9_]+)*$")
 _BRANCH_BAD = re.compile(r"[\s~^:?*\[\\\x00-\x1f\x7f]|\.\.|@\{|//|^/|/$|\.lock$|^-")
-_SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
-_SUPPORTED = ("file", "git", "http", "https", "ssh", "git+ssh")
 _SUFFIXES = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
 
 
@@ -125,18 +123,7 @@ class TargetSpec(BaseModel):
     @field_validator("repo")
     @classmethod
     def _repo(cls, repo: str, info: ValidationInfo) -> str:
-        repo = repo.strip()
-        written = _SCHEME.match(repo)
-        scheme = written["scheme"] if written else Remote(repo).scheme
-        if scheme.lower() not in _SUPPORTED:
-            raise ValueError(
-                f"unsupported URL scheme {scheme!r}; use a path or one of {_SUPPORTED}"
-            )
-        base = (info.context or {}).get("base_dir")
-        local = Remote(repo).is_local and not repo.startswith("file:")
-        if local and base is not None and not Path(repo).is_absolute():
-            return str((Path(base) / repo).resolve())
-        return repo
+        return check_location(repo, info.context)
 
     @field_validator("branch")
     @classmethod
@@ -158,13 +145,9 @@ class TargetSpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> TargetSpec:
-        url, user, password = strip_userinfo(self.repo)
-        if password is not None:
-            raise FieldError("put credentials in username/password, not in the URL", "repo")
-        if user is not None:
-            self.repo, self.username = url, self.username or user
-        if self.password is not None and Remote(self.repo).scheme not in ("http", "https"):
-            raise FieldError("a password is only used with http(s) URLs", "password")
+        self.repo, self.username = separate_credentials(
+            self.repo, self.username, self.password, "repo"
+        )
         if self.format is None:
             self.format = _SUFFIXES.get(PurePosixPath(self.path).suffix.lower())  # type: ignore[assignment]
             if self.format is None:

@@ -1,0 +1,60 @@
+"""Repository locations in specs (mirror sources and destinations, taxonomy targets,
+environment sources): the URL forms accepted, relative paths, and credentials kept out of
+URLs. One set of rules for every kind."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+
+from reconciler.git import Remote
+from reconciler.redaction import strip_userinfo
+from reconciler.specs.types import FieldError
+
+SUPPORTED = ("file", "git", "http", "https", "ssh", "git+ssh")
+_SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def check_location(url: str, context: dict[str, Any] | None) -> str:
+    """A path or URL as written in a spec: scheme checked, relative paths made absolute
+    against the spec file's directory (`base_dir` in the validation context)."""
+    url = url.strip()
+    if not url:
+        raise ValueError("empty URL")
+    remote = Remote(url)
+    # Remote.scheme reads `ftp://host/x` as scp-like ssh; judge a `scheme://` as written.
+    written = _SCHEME.match(url)
+    scheme = written["scheme"] if written else remote.scheme
+    if scheme.lower() not in SUPPORTED:
+        raise ValueError(
+            f"unsupported URL scheme {scheme!r}; use a path or one of "
+            "file://, git://, http://, https://, ssh://"
+        )
+    if written and not urlsplit(url).path.strip("/"):
+        raise ValueError("the URL names no repository path")
+    base = (context or {}).get("base_dir")
+    if remote.is_local and not url.startswith("file:") and base is not None:
+        return str((Path(base) / url).resolve()) if not Path(url).is_absolute() else url
+    return url
+
+
+def separate_credentials(
+    url: str, username: str | None, password: SecretStr | None, url_field: str
+) -> tuple[str, str | None]:
+    """The URL without a user part and the username to use; refuses a password inside the
+    URL (it would be stored and printed) and a password for anything but http(s)."""
+    bare, user, secret = strip_userinfo(url)
+    # strip_userinfo leaves ssh:// alone (its user is part of the address), not its password.
+    if secret is not None or (_SCHEME.match(url) and urlsplit(url).password):
+        raise FieldError(
+            "put credentials in username/password (password: ${VAR}), not in the URL", url_field
+        )
+    if user is not None:
+        url, username = bare, username or user
+    if password is not None and Remote(url).scheme not in ("http", "https"):
+        raise FieldError("a password is only used with http(s) URLs", "password")
+    return url, username
