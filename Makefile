@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench reliability clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check reconciler tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# The reliability suites at full size (issue 6); `make test` runs them short.
+reliability: $(STAMP)
+	rm -f reliability-report.jsonl
+	RELIABILITY_SIZE=full RELIABILITY_REPORT=$(CURDIR)/reliability-report.jsonl \
+		$(BIN)/pytest -n 2 -q -m reliability tests
+	$(BIN)/python -m tests.reliability.report reliability-report.jsonl
 
 bench: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m bench
