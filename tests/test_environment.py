@@ -10,10 +10,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from reconciler.kinds.environment.hooks import run_check, run_hook
+from reconciler.kinds.environment.model import Check, Hook
 from reconciler.kinds.environment.releases import switch_link
 from tests.conftest import ROOT, Workspace
 from tests.gitservers import WorkRepo, free_port
@@ -259,3 +262,22 @@ def test_a_check_that_cannot_start_ends_its_retries_at_once(ws: Workspace, app: 
     result = ws.run("apply", "--yes")
     assert result.code == 1 and "cannot run ./no-such-probe" in result.stdout
     assert time.monotonic() - started < 20  # not 50 retries a second apart
+
+
+def test_a_hook_ends_when_its_process_exits_even_if_a_child_keeps_running(
+    tmp_path: Path,
+) -> None:
+    # An activate hook that starts a service in the background: the service inherits the
+    # output pipe and runs on, but the hook is over when its own process exits.
+    hook = Hook(run=["sh", "-c", "sleep 30 & echo started"], timeout=timedelta(seconds=60))
+    started = time.monotonic()
+    outcome = run_hook(hook, tmp_path, {})
+    assert outcome.ok and time.monotonic() - started < 3  # not the 30 s of the service
+
+
+def test_a_command_the_shell_cannot_find_ends_retries_at_once(tmp_path: Path) -> None:
+    check = Check(run=["sh", "-c", "./no-such-probe"], retries=50, interval=timedelta(seconds=1))
+    started = time.monotonic()
+    outcome = run_check(check, tmp_path, {})
+    assert not outcome.ok and "exited 127" in outcome.detail
+    assert time.monotonic() - started < 10  # not 50 retries a second apart

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from reconciler.store import Store
@@ -266,6 +267,33 @@ def test_a_dead_holders_lock_is_reclaimed(ws: Workspace) -> None:
     assert result.code == 0, result.output
     assert "reclaimed the lock" in result.stdout
     assert store.lock.holder() is None
+
+
+def test_a_lock_wait_ends_as_soon_as_the_holder_dies(ws: Workspace) -> None:
+    source_work(ws)
+    mirror_spec(ws)
+    Store(ws.state).close()
+    holder = subprocess.Popen(  # takes the lock, then hangs until killed
+        [sys.executable, "-c", HOLD_LOCK, str(ws.state)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+    threading.Timer(1.0, lambda: (holder.kill(), holder.wait())).start()
+    started = time.monotonic()
+    waited = ws.run("apply", "--yes", "--lock-timeout", "5m")
+    assert waited.code == 0 and "reclaimed the lock" in waited.stdout, waited.output
+    assert time.monotonic() - started < 30  # not the five minutes it was ready to wait
+    assert refs_of(ws.root / "dest1.git") == refs_of(ws.root / "source.git")
+    holder.stdout.close()
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from reconciler.store import Store
+Store(Path(sys.argv[1])).lock.acquire("apply (hung)")
+print("locked", flush=True)
+time.sleep(600)
+"""
 
 
 def test_state_unlock(ws: Workspace) -> None:

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Workspace
 from tests.gitservers import WorkRepo, free_port, refs_of, seed_bare
+from tests.receivers import Receiver
 
 SECRET = "hook-s3cret-value"
 
@@ -296,3 +297,50 @@ def test_drift_policy_decides_what_the_interval_corrects(
     watch.wait_until(lambda: "drift not corrected (driftPolicy warn)" in watch.text(), timeout=30)
     assert "refs/heads/dev" not in refs_of(ws.root / "watched.git")  # only reported
     assert watch.stop() == 0
+
+
+def test_watch_retries_escalates_once_and_records_recovery(
+    ws: Workspace, watching: Callable[..., Watch]
+) -> None:
+    seed_bare(ws.root / "src" / "core.git", branches=("main",), commits=1)
+    blocker = ws.root / "dst" / "one.git"
+    blocker.parent.mkdir()
+    blocker.write_text("not a repository\n")  # the destination is broken
+    mirror(ws, "one")
+    with Receiver() as receiver:
+        ws.write_spec(
+            "policy.yaml",
+            f"""
+            apiVersion: reconciler/v1
+            kind: HealthPolicy
+            metadata: {{name: mirrors}}
+            spec:
+              selector: {{kinds: [Mirror]}}
+              interval: 1s
+              checks: [{{type: drift}}]
+              remediation:
+                - retry: {{attempts: 3, base: 1s, factor: 1}}
+                - escalate: {{webhook: "{receiver.url}"}}
+            """,
+        )
+        watch = watching(extra=("--interval", "2s"))
+        assert [b["event"] for b in receiver.wait_for(1)] == ["incident"], watch.text()
+        assert len(attempts(ws, "retry", "failed")) == 3  # every retry before the alert
+        time.sleep(3)  # health keeps ticking every second
+        assert len(receiver.bodies) == 1, watch.text()  # one alert per incident, not per tick
+        blocker.unlink()  # repaired: the interval reconcile corrects the drift
+        assert [b["event"] for b in receiver.wait_for(2)] == ["incident", "recovered"]
+        watch.wait_until(lambda: attempts(ws, "escalate", "recovered"))
+    assert refs_of(ws.root / "dst" / "one.git") == refs_of(ws.root / "src" / "core.git")
+    assert len(attempts(ws, "escalate", "done")) == 1
+    with sqlite3.connect(ws.state) as db:
+        assert db.execute("SELECT status FROM incidents").fetchall() == [("resolved",)]
+    assert watch.stop() == 0
+    assert ws.run("plan", "--detailed-exitcode").code == 0
+
+
+def attempts(ws: Workspace, step: str, outcome: str) -> list[tuple[int]]:
+    """Remediation attempts of `step` with `outcome`, as the store recorded them."""
+    with sqlite3.connect(ws.state) as db:
+        query = "SELECT attempt FROM remediations WHERE step = ? AND outcome = ?"
+        return db.execute(query, (step, outcome)).fetchall()

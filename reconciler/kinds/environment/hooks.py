@@ -56,7 +56,9 @@ def run_hook(hook: Hook, cwd: Path, env: Mapping[str, str]) -> Outcome:
         return Outcome(False, f"{hook.run[0]} timed out after {seconds:g}s{tail.text()}")
     tail.join()
     if code != 0:
-        return Outcome(False, f"{hook.run[0]} exited {code}{tail.text()}")
+        # 126/127: the shell could not run the command (not executable, not found)
+        final = code in (126, 127)
+        return Outcome(False, f"{hook.run[0]} exited {code}{tail.text()}", final=final)
     return Outcome(True, f"{hook.run[0]} ok")
 
 
@@ -77,15 +79,18 @@ class _Tail:
 
     def _read(self) -> None:
         assert self.stream is not None
-        descriptor = self.stream.fileno()
-        for chunk in iter(lambda: os.read(descriptor, 65536), b""):
-            self.buffer += chunk
-            del self.buffer[:-TAIL_BYTES]
+        # The thread owns the pipe: it closes it at end of file, which a child left running
+        # in the background (a service an activate hook started) may delay indefinitely.
+        with self.stream:
+            descriptor = self.stream.fileno()
+            for chunk in iter(lambda: os.read(descriptor, 65536), b""):
+                self.buffer += chunk
+                del self.buffer[:-TAIL_BYTES]
 
     def join(self) -> None:
-        self.thread.join(timeout=5)
-        if self.stream is not None:
-            self.stream.close()
+        """Wait briefly for the output the exited process left in the pipe; a background
+        child still holding the pipe open must not hold up the hook's outcome."""
+        self.thread.join(timeout=0.5)
 
     def text(self) -> str:
         text = self.buffer.decode(errors="replace").strip()
