@@ -453,8 +453,9 @@ class _Server(http.server.ThreadingHTTPServer):
         root: Path,
         username: str | None,
         password: str | None,
+        port: int = 0,
     ) -> None:
-        super().__init__((HOST, 0), _Handler)
+        super().__init__((HOST, port), _Handler)
         self.root = root
         self.username = username
         self.password = password
@@ -671,10 +672,12 @@ class GitHttpServer:
         root: str | os.PathLike[str],
         username: str | None = None,
         password: str | None = None,
+        port: int = 0,
     ) -> None:
         if (username is None) != (password is None):
             raise ValueError("give both username and password, or neither")
         self.root = Path(root)
+        self._port = port  # 0: any free port; a restart after stop() keeps the one it got
         self.username = username
         self.password = password
         self._server: _Server | None = None
@@ -734,7 +737,8 @@ class GitHttpServer:
     def start(self) -> None:
         """Bind a port and serve in a background thread."""
         _exec_path()  # resolve once up front rather than inside the first request
-        self._server = _Server(self.root, self.username, self.password)
+        self._server = _Server(self.root, self.username, self.password, self._port)
+        self._port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
