@@ -138,6 +138,8 @@ def action_line(report: ActionReport) -> str:
         report.outcome, "[red]failed[/red]"
     )
     retries = f" after {report.attempts} attempts" if report.attempts > 1 else ""
+    if report.message.endswith(f"(after {report.attempts} attempts)"):
+        retries = ""  # a final temporary failure already says so (engine/applying.py)
     return (
         f"{mark} {escape(report.address)} {escape(report.unit)}: {escape(report.message)}{retries}"
     )
