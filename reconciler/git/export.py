@@ -36,14 +36,15 @@ def export_tree(runner: GitRunner, repo: Path, commit: str, destination: Path) -
 
 
 def tree_blobs(runner: GitRunner, repo: Path, commit: str) -> dict[str, str]:
-    """{path: blob sha} of every file in `commit` (what an exported release must contain)."""
+    """{path: blob sha} of every file and symbolic link in `commit` (what an exported release
+    must contain; a link's blob is its target, as git stores it)."""
     listing = runner.run(["ls-tree", "-r", "-z", "--full-tree", commit], cwd=repo).stdout
     blobs = {}
     for entry in listing.split("\0"):
         if entry:
             meta, path = entry.split("\t", 1)
-            mode, kind, sha = meta.split()
-            if kind == "blob" and mode != "120000":
+            _mode, kind, sha = meta.split()
+            if kind == "blob":
                 blobs[path] = sha
     return blobs
 

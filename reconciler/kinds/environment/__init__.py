@@ -10,7 +10,14 @@ from pydantic import BaseModel
 
 from reconciler.errors import PermanentError
 from reconciler.kinds.base import Action, ActionResult, Context, ResourcePlan
-from reconciler.kinds.environment.deploying import Deploy, deploy, record_release, switch_to
+from reconciler.kinds.environment.deploying import (
+    Deploy,
+    confirm,
+    deploy,
+    record_release,
+    refuse_unsafe,
+    switch_to,
+)
 from reconciler.kinds.environment.model import EnvironmentSpec
 from reconciler.kinds.environment.observing import (
     EnvironmentObserved,
@@ -52,8 +59,11 @@ class EnvironmentController:
         return plan_environment(resource.name, spec, observed, unit_state, resource.digest)
 
     def apply(self, resource: Resource, action: Action, context: Context) -> ActionResult:
-        """Deploy the planned commit as a new release."""
+        """Deploy the planned commit as a new release (or confirm one a killed apply left)."""
         spec = _spec(resource)
+        if action.steps[0]["op"] == "confirm":
+            state = _unit_state(resource, context)
+            return confirm(resource.name, spec, action, context, state, resource.digest)
         cache = source_cache(resource, context)
         sha = str(action.steps[0]["sha"])
         cache.ensure_objects([sha])
@@ -74,6 +84,7 @@ class EnvironmentController:
         spec = _spec(resource)
         state = dict(record.state.get(spec.target.path) or {})
         run = Deploy(resource.name, spec, context, state)
+        refuse_unsafe(run.layout, spec.target.path)
         current = run.layout.current_release()
         target = _rollback_target(run.layout, state, current, to)
         manifest = read_manifest(run.layout, target) or {}

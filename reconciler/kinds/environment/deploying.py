@@ -8,13 +8,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.errors import PermanentError
 from reconciler.git import export_tree, tree_blobs
 from reconciler.kinds.base import Action, ActionResult, Context
 from reconciler.kinds.environment.hooks import Outcome, run_check, run_hook
 from reconciler.kinds.environment.model import Check, EnvironmentSpec
+from reconciler.kinds.environment.planning import refusal
 from reconciler.kinds.environment.releases import (
     SLOTS,
     Layout,
+    check_release_name,
     release_number,
     remove_release,
     switch_link,
@@ -74,6 +77,11 @@ def deploy(
     run = Deploy(name, spec, context, dict(state))
     first = action.steps[0]
     sha, release = str(first["sha"]), str(first["release"])
+    refuse_unsafe(run.layout, spec.target.path)
+    try:
+        check_release_name(release, sha)
+    except ValueError as error:  # a tampered saved plan
+        raise PermanentError(f"refused: {error}") from None
     if run.layout.release(release).exists():  # left by an interrupted run: take the next number
         release = f"{run.layout.next_number([])}-{sha[:7]}"
     started = time.monotonic()
@@ -89,6 +97,13 @@ def deploy(
         write_manifest(run.layout, release, {"sha": sha, "ref": spec.source.ref}, files)
         failure = _verify(run, release, sha, previous)
     return _result(run, release, sha, previous, failure, time.monotonic() - started, spec_digest)
+
+
+def refuse_unsafe(layout: Layout, path: str) -> None:
+    """Raise PermanentError when a link in the environment's directory leads outside it."""
+    problems = layout.refusals()
+    if problems:
+        raise PermanentError(refusal(path, problems))
 
 
 def _build_and_switch(
@@ -164,6 +179,28 @@ def _result(
     record_release(state, {**entry, "outcome": outcome, "detail": detail[-2000:]})
     message = f"{label} {outcome}: {detail}"
     return ActionResult("failed", message, state, {"summary": message, "release": entry})
+
+
+def confirm(
+    name: str,
+    spec: EnvironmentSpec,
+    action: Action,
+    context: Context,
+    state: dict[str, Any],
+    spec_digest: str,
+) -> ActionResult:
+    """Activate and verify the release `current` runs though no deploy recorded it (the
+    apply that switched to it was killed); a failure goes back to the recorded release."""
+    run = Deploy(name, spec, context, dict(state))
+    first = action.steps[0]
+    release, sha = str(first["release"]), str(first["sha"])
+    if run.layout.current_release() != release:
+        raise PermanentError(f"`current` no longer runs {release}; plan again")
+    recorded = state.get("current")
+    previous = recorded if recorded and run.layout.release(recorded).is_dir() else None
+    started = time.monotonic()
+    failure = _verify(run, release, sha, previous)
+    return _result(run, release, sha, previous, failure, time.monotonic() - started, spec_digest)
 
 
 def _roll_back(run: Deploy, release: str, previous: str | None, stage: str) -> str | None:

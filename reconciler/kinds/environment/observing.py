@@ -37,6 +37,7 @@ class EnvironmentObserved(BaseModel):
     current_sha: str | None = None
     slot: str | None = None
     link_problem: str | None = None
+    refused: list[str] = Field(default_factory=list)  # links leading out of the directory
     drift: list[str] = Field(default_factory=list)
     releases: list[str] = Field(default_factory=list)
     required: dict[str, RequiredObserved] = Field(default_factory=dict)
@@ -67,6 +68,10 @@ def observe_environment(resource: Resource, context: Context) -> EnvironmentObse
     except ReconcilerError as error:
         observed.error = context.redact(str(error))
     layout = Layout(Path(spec.target.path))
+    observed.required = {name: _required(name, context) for name in spec.requires}
+    observed.refused = layout.refusals()
+    if observed.refused:  # read nothing through a link that leads outside
+        return observed
     observed.releases = layout.names()
     observed.slot = layout.active_slot()
     observed.current = layout.current_release()
@@ -79,7 +84,6 @@ def observe_environment(resource: Resource, context: Context) -> EnvironmentObse
         manifest = read_manifest(layout, observed.current) or {}
         observed.current_sha = manifest.get("sha")
         observed.drift = drift(layout, observed.current)
-    observed.required = {name: _required(name, context) for name in spec.requires}
     return observed
 
 

@@ -28,6 +28,8 @@ def plan_environment(
     if observed.error or observed.sha is None:
         reason = observed.error or "the ref resolves to nothing"
         return _blocked(unit, reason)
+    if observed.refused:
+        return _blocked(unit, refusal(spec.target.path, observed.refused))
     for required, seen in observed.required.items():
         if not seen.healthy or seen.sha != observed.sha:
             runs = f"runs {short(seen.sha)}" if seen.sha else "runs nothing yet"
@@ -35,6 +37,10 @@ def plan_environment(
             return _blocked(unit, f"requires {required} on {wanted}; {required} {runs}, {health}")
     running = _running(name, observed)
     if observed.current_sha == observed.sha and not observed.drift and not observed.link_problem:
+        if _unrecorded(observed, unit_state):
+            steps = confirm_steps(spec, observed, running)
+            change: ChangeAction = "update" if unit_state else "create"
+            return ResourcePlan(change, str(steps[0]["reason"]), (Action(unit, tuple(steps)),))
         return ResourcePlan("noop", f"{running}, as the spec wants")
     failed = (unit_state or {}).get("failed") or {}
     problem = observed.link_problem or (
@@ -51,6 +57,14 @@ def plan_environment(
     steps = deploy_steps(spec, observed, known, reason)
     action: ChangeAction = "update" if unit_state else "create"
     return ResourcePlan(action, reason, (Action(unit, tuple(steps)),))
+
+
+def refusal(path: str, problems: list[str]) -> str:
+    """Why an environment directory is left alone, and what a person has to do."""
+    return (
+        f"refused to touch {path}: {'; '.join(problems)}; nothing was changed "
+        "(remove or fix the link, then plan again)"
+    )
 
 
 def deploy_steps(
@@ -107,6 +121,37 @@ def deploy_steps(
                 "reason": f"keep {spec.keepReleases} releases (plus current and previous)",
             }
         )
+    return steps
+
+
+def _unrecorded(observed: EnvironmentObserved, unit_state: dict[str, Any] | None) -> bool:
+    """`current` runs a release no finished deploy recorded: the apply that switched to it
+    was killed before it activated, verified and recorded it (its manifest is written at
+    the switch, so the files alone do not prove it ever passed its checks)."""
+    state = unit_state or {}
+    failed = state.get("failed") or {}
+    return observed.current not in (state.get("current"), failed.get("release"))
+
+
+def confirm_steps(spec: EnvironmentSpec, observed: EnvironmentObserved, running: str) -> list[Step]:
+    """confirm, activate, verify: finish what an interrupted deploy of `current` left."""
+    base = {
+        "unit": spec.target.path,
+        "release": observed.current,
+        "ref": observed.ref,
+        "sha": observed.sha,
+    }
+    reason = (
+        f"{running}, switched to by an interrupted apply that never verified it: "
+        "activate and verify it again, then record it"
+    )
+    steps: list[Step] = [{**base, "op": "confirm", "reason": reason}]
+    steps += [
+        {**base, "op": "activate", "run": h.run, "reason": "activate hook"} for h in spec.activate
+    ]
+    if spec.verify:
+        rollback = "roll back if it fails" if spec.autoRollback else "no automatic rollback"
+        steps.append({**base, "op": "verify", "reason": f"{len(spec.verify)} checks; {rollback}"})
     return steps
 
 

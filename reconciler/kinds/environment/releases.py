@@ -1,5 +1,12 @@
 """An environment directory on disk: `releases/<n>-<shortsha>/`, the `current` link, the
-blue/green slot links, and per-release manifests used to see hand-made changes (drift)."""
+blue/green slot links, and per-release manifests used to see hand-made changes (drift).
+
+Nothing reconciler writes, reads for a manifest or deletes here may lead outside the
+target directory: `Layout.refusals()` names every link that would (`releases`,
+`.reconciler`, a release directory, `current`, a slot), and the controller refuses to
+touch the environment while there is one. Files of a release are fingerprinted without
+following links (a link is recorded as a link, as git records it).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +33,22 @@ def release_number(name: str) -> int | None:
     """The number of a release directory name, or None for anything else."""
     match = _RELEASE.match(name)
     return int(match["number"]) if match else None
+
+
+def check_release_name(name: str, sha: str) -> str:
+    """`name` if it is `<n>-<shortsha>` of `sha`; raises ValueError otherwise (a tampered
+    plan or store must never name a path like `../x`)."""
+    match = _RELEASE.match(name)
+    if match is None or not sha.startswith(match["short"]):
+        raise ValueError(f"release name {name!r} is not <number>-<short sha of {sha[:7]}>")
+    return name
+
+
+def inside(root: Path, path: Path) -> bool:
+    """True when `path`, every link on the way followed, stays under `root` (resolved)."""
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
 @dataclass(frozen=True)
@@ -65,6 +89,24 @@ class Layout:
         numbers = [release_number(n) or 0 for n in [*self.names(), *known]]
         return max(numbers, default=0) + 1
 
+    def refusals(self) -> list[str]:
+        """Every link here that leads outside the directory (`releases`, `.reconciler`,
+        `current`, a slot, a release), and a `current` that is not a link: reasons to touch
+        nothing in this environment (empty when it is safe)."""
+        if not self.root.is_dir():
+            return []
+        links = [self.releases, self.manifests, self.current, *(self.slot(s) for s in SLOTS)]
+        if self.releases.is_dir() and inside(self.root, self.releases):
+            links += sorted(self.releases.iterdir())
+        problems = [
+            f"{path.relative_to(self.root)} is a link to {_readlink(path)}, outside {self.root}"
+            for path in links
+            if path.is_symlink() and not inside(self.root, path)
+        ]
+        if self.current.exists() and not self.current.is_symlink():
+            problems.append(f"{self.current} is not a link; reconciler will not replace it")
+        return problems
+
     def active_slot(self) -> str | None:
         """The slot `current` points to (blue-green), or None."""
         target = _readlink(self.current)
@@ -75,15 +117,15 @@ class Layout:
         target = _readlink(self.current)
         if target in SLOTS:
             target = _readlink(self.slot(target))
-        if target is None:
+        if target is None or not inside(self.root, self.current):
             return None
         name = Path(target).name
         return name if release_number(name) is not None else None
 
     def slot_release(self, slot: str) -> str | None:
-        """The release a slot link points to."""
+        """The release a slot link points to (None when it leads outside the directory)."""
         target = _readlink(self.slot(slot))
-        return Path(target).name if target else None
+        return Path(target).name if target and inside(self.root, self.slot(slot)) else None
 
 
 def _readlink(link: Path) -> str | None:
@@ -101,16 +143,46 @@ def switch_link(link: Path, target: str) -> None:
     os.replace(temporary, link)
 
 
-def blob_sha(path: Path) -> str:
-    """git's blob id of a file's content."""
-    data = path.read_bytes()
+def _blob(data: bytes) -> str:
+    """git's blob id of `data`."""
     return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
+def entry_id(directory: Path, relative: str) -> str | None:
+    """What is at `relative` under `directory`, never following a link: the blob id of a
+    regular file, `link:<blob id of its target>` for a link, `link-on-path:<dir>` when a
+    directory on the way is a link, None when there is nothing (or a directory, a fifo...)."""
+    path = directory
+    parts = relative.split("/")
+    for part in parts[:-1]:
+        path = path / part
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            return None
+        if stat.S_ISLNK(mode):
+            return f"link-on-path:{path.relative_to(directory).as_posix()}"
+        if not stat.S_ISDIR(mode):
+            return None
+    path = path / parts[-1]
+    try:
+        mode = os.lstat(path).st_mode
+        if stat.S_ISLNK(mode):
+            return "link:" + _blob(os.fsencode(os.readlink(path)))
+        if not stat.S_ISREG(mode):
+            return None
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(descriptor, "rb") as file:
+        return _blob(file.read())
+
+
 def write_manifest(layout: Layout, name: str, meta: dict[str, Any], files: list[str]) -> None:
-    """Record a release's commit and the blob id of each of its files as they are now."""
+    """Record a release's commit and the id of each of its files as they are now."""
     directory = layout.release(name)
-    blobs = {f: blob_sha(directory / f) for f in files if (directory / f).is_file()}
+    ids = {f: entry_id(directory, f) for f in files}
+    blobs = {f: i for f, i in ids.items() if i is not None}
     layout.manifests.mkdir(parents=True, exist_ok=True)
     target = layout.manifests / f"{name}.json"
     temporary = target.with_suffix(".tmp")
@@ -135,10 +207,12 @@ def drift(layout: Layout, name: str, limit: int = 5) -> list[str]:
     directory = layout.release(name)
     changed = []
     for path, expected in sorted(manifest.get("files", {}).items()):
-        file = directory / path
-        if not file.is_file():
+        found = entry_id(directory, path)
+        if found is None:
             changed.append(f"{path} removed")
-        elif blob_sha(file) != expected:
+        elif found.startswith("link") and not str(expected).startswith("link"):
+            changed.append(f"{path} replaced by a link")
+        elif found != expected:
             changed.append(f"{path} changed")
         if len(changed) > limit:
             return [*changed[:limit], "..."]
@@ -146,6 +220,17 @@ def drift(layout: Layout, name: str, limit: int = 5) -> list[str]:
 
 
 def remove_release(layout: Layout, name: str) -> None:
-    """Delete a release directory and its manifest."""
-    shutil.rmtree(layout.release(name), ignore_errors=True)
-    (layout.manifests / f"{name}.json").unlink(missing_ok=True)
+    """Delete a release directory and its manifest; a link is removed, never followed, and
+    nothing outside the environment's directory is ever deleted."""
+    if not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"not a release directory name: {name!r}")
+    path = layout.release(name)
+    if not inside(layout.root, layout.releases):
+        raise ValueError(f"{layout.releases} leads outside {layout.root}")
+    if path.is_symlink():
+        path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)  # rmtree itself never follows links inside
+    manifest = layout.manifests / f"{name}.json"
+    if inside(layout.root, layout.manifests):
+        manifest.unlink(missing_ok=True)

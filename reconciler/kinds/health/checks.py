@@ -14,6 +14,7 @@ from pathlib import Path
 from reconciler.kinds.base import Context
 from reconciler.kinds.environment.hooks import http_probe, run_check, run_hook
 from reconciler.kinds.environment.model import Check, EnvironmentSpec, Hook
+from reconciler.kinds.environment.releases import Layout
 from reconciler.kinds.health.model import CommandCheck, HealthCheck, HttpCheck
 from reconciler.specs import Resource
 
@@ -47,6 +48,9 @@ def deployment_check(resource: Resource, context: Context) -> CheckResult:
     if not isinstance(spec, EnvironmentSpec):
         return CheckResult("deployment", "Healthy", "not an environment")
     current = Path(spec.target.path) / "current"
+    problems = Layout(Path(spec.target.path)).refusals()
+    if problems:  # never run checks in a directory outside the environment
+        return CheckResult("deployment", "Degraded", context.redact("; ".join(problems)))
     if not current.exists():  # final at once: nothing to wait for
         return CheckResult("deployment", "Missing", f"no current release at {current}")
     release = Path(os.path.realpath(current))
