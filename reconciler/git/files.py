@@ -6,15 +6,19 @@ git CLI fetches into it, dulwich reads blobs and writes the new blob, trees and 
 in-process (no checkout, no index), and `git push --force-with-lease` publishes. A local
 working copy whose checked-out branch is the target is fast-forwarded with
 `git merge --ff-only` instead, which refuses to overwrite uncommitted changes.
+
+A file is never read or written through a symbolic link: a link on the way to it (in the
+commit, or in the working copy that would be fast-forwarded) is an error naming the link.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 from dataclasses import dataclass
 
-from dulwich.errors import NotTreeError
-from dulwich.object_store import commit_tree_changes, tree_lookup_path
+from dulwich.object_store import commit_tree_changes
 from dulwich.objects import Blob, Commit, ObjectID, Tree
 from dulwich.repo import Repo
 
@@ -65,18 +69,36 @@ class FileBranch(BareCache):
         try:
             root = repo[ObjectID(commit.encode())]
             assert isinstance(root, Commit)
-            try:
-                _, sha = tree_lookup_path(repo.__getitem__, root.tree, path.encode())
-            except KeyError:
+            found = _lookup(repo, root, path)
+            if found is None:
                 return None
-            except NotTreeError:
-                raise GitError(f"{path}: a parent directory is a file at {commit[:7]}") from None
-            blob = repo[sha]
+            blob = repo[found[1]]
             if not isinstance(blob, Blob):
                 raise GitError(f"{path} is a directory at {commit[:7]}, not a file")
             return blob.as_raw_string()
         finally:
             repo.close()
+
+    def link_in_working_copy(self, branch: str, path: str) -> str | None:
+        """For a working copy that has `branch` checked out (and so would be fast-forwarded):
+        the first component of `path` that is a symbolic link there, described; else None."""
+        if not self._checked_out(branch):
+            return None
+        work = self.remote.local_path
+        parts = path.split("/")
+        for index in range(len(parts)):
+            place = work.joinpath(*parts[: index + 1])
+            try:
+                is_link = stat.S_ISLNK(os.lstat(place).st_mode)
+            except OSError:
+                return None
+            if is_link:
+                shown = "/".join(parts[: index + 1])
+                return (
+                    f"{shown} is a symbolic link (to {os.readlink(place)}) in the working copy "
+                    f"{work}; reconciler never writes a file through a link"
+                )
+        return None
 
     def commit(
         self, parent: str | None, path: str, content: bytes, message: str, author: str
@@ -137,11 +159,9 @@ def _write_commit(
         head = repo[ObjectID(parent.encode())]
         assert isinstance(head, Commit)
         tree, parents = head.tree, [head.id]
-        try:
-            existing, _ = tree_lookup_path(repo.__getitem__, head.tree, path.encode())
-            mode = existing if existing in (0o100644, 0o100755) else _FILE_MODE
-        except KeyError:
-            pass
+        found = _lookup(repo, head, path)
+        if found is not None:
+            mode = found[0] if found[0] in (0o100644, 0o100755) else _FILE_MODE
     commit = Commit()
     commit.tree = commit_tree_changes(store, tree, [(path.encode(), mode, blob.id)])
     commit.parents = parents
@@ -152,3 +172,29 @@ def _write_commit(
     commit.message = message.encode()
     store.add_object(commit)
     return commit.id.decode()
+
+
+def _lookup(repo: Repo, commit: Commit, path: str) -> tuple[int, ObjectID] | None:
+    """Mode and id of `path` in `commit`'s tree, None when it is not there; GitError when a
+    component is a symbolic link (never followed) or a file where a directory should be."""
+    parts = path.split("/")
+    current, mode, at = commit.tree, 0, commit.id[:7].decode()
+    for index, part in enumerate(parts):
+        tree = repo[current]
+        if not isinstance(tree, Tree):
+            shown = "/".join(parts[:index])
+            raise GitError(
+                f"{path}: {shown} is a file at {commit.id[:7].decode()}, not a directory"
+            )
+        try:
+            mode, current = tree[part.encode()]
+        except KeyError:
+            return None
+        if stat.S_ISLNK(mode):
+            shown = "/".join(parts[: index + 1])
+            target = repo[current].as_raw_string().decode(errors="replace")
+            raise GitError(
+                f"{shown} is a symbolic link (to {target}) at {at}; "
+                "reconciler never writes a file through a link"
+            )
+    return mode, current

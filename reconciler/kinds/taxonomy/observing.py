@@ -59,6 +59,9 @@ def snapshot(
     if tip is None:
         return observed
     files = branch_files(target, context)
+    link = files.link_in_working_copy(target.branch, target.path)
+    if link is not None:
+        raise ReconcilerError(link)
     files.fetch(target.branch, tip)
     data = files.read(tip, target.path)
     if data is not None:
