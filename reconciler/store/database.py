@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,7 +82,42 @@ class StoreDatabase:
         rows = self.query("SELECT value FROM meta WHERE key = 'schema_version'")
         return int(rows[0]["value"]) if rows else 0
 
+    def backup_path(self, version: int) -> Path:
+        """Where the copy of a version-`version` store goes before it is migrated."""
+        return self.path.with_name(f"{self.path.name}.v{version}.bak")
+
+    def _backup(self, version: int) -> Path:
+        """Copy the whole store (WAL content included) with SQLite's backup API, atomically:
+        a migration must never be the only copy of the old data."""
+        target = self.backup_path(version)
+        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+        try:
+            copy = sqlite3.connect(partial, isolation_level=None)
+            try:
+                with self._guard:
+                    self.connection.backup(copy)
+                # One self-contained file: no -wal/-shm beside the backup.
+                copy.execute("PRAGMA journal_mode=DELETE")
+                copied = copy.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+                current = int(copied.fetchone()[0]) == version
+            finally:
+                copy.close()
+            if current:
+                partial.replace(target)
+            else:  # another process migrated meanwhile (and kept the old store itself)
+                partial.unlink()
+        except (OSError, sqlite3.Error) as error:
+            partial.unlink(missing_ok=True)
+            raise StoreError(
+                f"{target}: cannot back up the store before migrating it: {error}"
+            ) from None
+        return target
+
     def _migrate(self) -> None:
+        found = self.schema_version()
+        backup = None
+        if 0 < found < SCHEMA_VERSION:
+            backup = self._backup(found)
         with self.transaction():
             version = self.schema_version()
             if version > SCHEMA_VERSION:
@@ -99,6 +136,21 @@ class StoreDatabase:
                 self._set_meta("schema_version", str(SCHEMA_VERSION))
                 if version == 0:
                     self._set_meta("serial", "0")
+            if 0 < version < SCHEMA_VERSION:
+                self._note_migration(version, backup)
+
+    def _note_migration(self, version: int, backup: Path | None) -> None:
+        note = (
+            f"migrated the state store from schema v{version} to v{SCHEMA_VERSION}; "
+            f"the old store is kept as {backup}"
+        )
+        self.execute(
+            "INSERT INTO events(at, level, address, message) VALUES (?, ?, NULL, ?)",
+            (now(), "warning", note),
+        )
+        # Said once on stderr, whatever command opened the store (a cron job's log keeps
+        # it); the event keeps it in the store too.
+        print(f"note: {note}", file=sys.stderr)
 
     def _set_meta(self, key: str, value: str) -> None:
         self.execute(
