@@ -34,8 +34,15 @@ BUILD = """\
 import os, pathlib
 pathlib.Path("BUILT").write_text(os.environ["RECONCILER_SHA"] + "\\n")
 """
+# While deploy/hold exists, activation waits (its pid in deploy/holding): lets a test kill
+# an apply at a known point of a deploy.
 ACTIVATE = """\
-import os, pathlib
+import os, pathlib, time
+hold = pathlib.Path.cwd().parents[2] / "hold"
+if hold.exists():
+    (hold.parent / "holding").write_text(str(os.getpid()))
+    while hold.exists():
+        time.sleep(0.05)
 pathlib.Path("ACTIVATED").write_text(os.environ["RECONCILER_SHA"] + "\\n")
 """
 # The verify check fails unless the build ran for this very commit; it leaves a mark that

@@ -312,3 +312,49 @@ def test_kill_9_at_many_points_and_every_rerun_converges(tmp_path: Path) -> None
         modes=dict(tally.modes),
     )
     print(f"crash: {tally} in {seconds:.0f}s")
+
+
+def test_a_deploy_killed_before_its_verify_is_verified_and_recorded_by_the_next_apply(
+    tmp_path: Path,
+) -> None:
+    """Regression: a kill between the switch of `current` and the end of verify left a
+    release that never passed its checks running, a next plan that called it in sync, and
+    the store still naming the old release, so an environment requiring it stayed blocked."""
+    world = World(tmp_path, mirrors=0, rng=random.Random(seed()))
+    world.build()
+    assert reconciler(world, "apply", "--yes").returncode == 0
+    assert world.app is not None
+    hold = world.root / "deploy" / "hold"
+    hold.touch()
+    world.app.commit("app 2", {"VERSION": "2\n"})
+    world.app.push(world.root / "src" / "app.git")
+    tip = world.app.rev("HEAD")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "apply", "--yes"],
+        cwd=world.root,
+        env=_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    holding = hold.parent / "holding"
+    deadline = time.monotonic() + 60
+    while not holding.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.kill()  # staging's activate hook is running: switched, never verified
+    process.wait()
+    os.kill(int(holding.read_text()), signal.SIGKILL)
+    hold.unlink()
+    staging = world.current_releases()["staging"]
+    assert staging is not None and (staging / "BUILT").read_text().strip() == tip
+    assert not (staging / "VERIFIED").exists()
+
+    plan = reconciler(world, "plan", "--detailed-exitcode")
+    assert plan.returncode == 2, plan.stdout
+    assert "never verified it" in plan.stdout, plan.stdout
+    applied = reconciler(world, "apply", "--yes")
+    assert applied.returncode == 0, applied.stdout
+    for name in ENVIRONMENTS:
+        release = world.current_releases()[name]
+        assert release is not None and not release_problems(release, verified=True)
+        assert (release / "BUILT").read_text().strip() == tip, name  # production unblocked
+    assert reconciler(world, "plan", "--detailed-exitcode").returncode == 0
