@@ -136,10 +136,13 @@ class TargetSpec(BaseModel):
     @field_validator("path")
     @classmethod
     def _path(cls, path: str) -> str:
-        parts = PurePosixPath(path).parts
+        parts = path.split("/")  # not PurePosixPath(...).parts, which drops '.' components
         if path.startswith("/") or path.endswith("/") or "\\" in path:
             raise ValueError("a relative path inside the repository, like taxonomy/index.json")
-        if any(p in (".", "..", ".git") for p in parts) or "//" in path:
+        # `.GIT`, `.git.` and `.git ` are `.git` to case-insensitive or Windows checkouts.
+        if any(p in (".", "..") or p.casefold().rstrip(". ") == ".git" for p in parts) or (
+            "//" in path
+        ):
             raise ValueError("the path may not contain '.', '..' or '.git' components")
         return path
 
