@@ -7,6 +7,7 @@ bench/results/latest.md (git-ignored).
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import platform
 import shutil
@@ -106,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark {unknown[0]!r} (choose from {', '.join(everything)})")
 
+    # A regular `pip install` byte-compiles the package; an editable one under
+    # PYTHONDONTWRITEBYTECODE=1 would recompile every changed module at each start.
+    compileall.compile_dir(Path(__file__).resolve().parent.parent / "reconciler", quiet=1)
     root = Path(tempfile.mkdtemp(prefix="reconciler-bench-"))
     load_before = load()
     results: list[Result] = []
