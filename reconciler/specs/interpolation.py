@@ -43,3 +43,10 @@ def interpolate(text: str, environ: Mapping[str, str]) -> str:
         raise MissingVariable(f"environment variable {name} is not set (use ${{{name}:-default}})")
 
     return _VARIABLE.sub(replace, text)
+
+
+def only_variables(text: str) -> bool:
+    """Whether `text` is nothing but `${NAME}` references (an empty default allowed): no
+    character of it is written in the spec itself, as a credential's value must be."""
+    rest = _VARIABLE.sub(lambda m: "" if m["name"] is not None and not m["default"] else "x", text)
+    return text != "" and rest == ""

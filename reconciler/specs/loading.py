@@ -9,16 +9,25 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
-from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.comments import (
+    CommentedMap,
+    CommentedOrderedMap,
+    CommentedSeq,
+    CommentedSet,
+    TaggedScalar,
+)
 
 from reconciler.errors import SpecError, SpecProblem
 from reconciler.specs.envelope import Envelope, Resource, SpecSet
-from reconciler.specs.interpolation import InterpolationError, interpolate
+from reconciler.specs.interpolation import InterpolationError, interpolate, only_variables
 from reconciler.specs.types import FieldError
 from reconciler.specs.yamldocs import (
+    MAX_ALIAS_EXPANSION,
     MAX_DEPTH,
     YamlSyntaxError,
+    alias_bomb,
     field_path,
     line_of,
     read_documents,
@@ -30,6 +39,7 @@ SPEC_SUFFIXES = (".yaml", ".yml")
 Loc = tuple[str | int, ...]
 _YAML_TAGS = "tag:yaml.org,2002:"
 _STR_TAG = _YAML_TAGS + "str"
+_PLAIN_TAGS = (_YAML_TAGS + "map", _YAML_TAGS + "seq")  # `!!map {}`: a mapping, like any other
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -122,6 +132,15 @@ def _load_document(
         problems.append(SpecProblem(display, line, "a spec document must be a mapping"))
         return None
     address = _address_hint(document)
+    root_tag = _explicit_tag(document)
+    if root_tag is not None and root_tag not in _PLAIN_TAGS:
+        problems.append(SpecProblem(display, line, unsupported_tag(root_tag), address))
+        return None
+    bomb = alias_bomb(document, line)
+    if bomb is not None:
+        message = f"aliases (*name) repeat more than {MAX_ALIAS_EXPANSION} values"
+        problems.append(SpecProblem(display, bomb, message, address))
+        return None
     deep = too_deep(document, line)
     if deep is not None:
         message = f"nested deeper than {MAX_DEPTH} levels"
@@ -130,7 +149,7 @@ def _load_document(
     before = len(problems)
     from_environment: set[Loc] = set()
     _interpolate_tree(document, (), environ, display, line, address, problems, from_environment)
-    unresolved = {p.field for p in problems[before:]}
+    unresolved = {p.field for p in problems[before:] if p.field}
     interpolated = len(problems)
     # The envelope and the spec are checked independently, so every problem shows at once.
     envelope = _validate(Envelope, document, (), display, line, address, problems)
@@ -154,8 +173,9 @@ def _load_document(
         spec = _validate(
             model, spec_node, ("spec",), display, spec_line, address, problems, context
         )
-    # A value whose ${VAR} could not be expanded was reported once; not again as invalid.
-    problems[interpolated:] = [p for p in problems[interpolated:] if p.field not in unresolved]
+    # A value whose ${VAR} could not be expanded (or whose tag is refused) was reported
+    # once; not again as invalid, nor anything inside it.
+    problems[interpolated:] = [p for p in problems[interpolated:] if not _within(p, unresolved)]
     if spec is not None:
         for loc in _secret_locs(spec, ("spec",)):
             if loc not in from_environment:
@@ -163,7 +183,8 @@ def _load_document(
                     SpecProblem(
                         display,
                         line_of(document, loc, line),
-                        "a credential is read from the environment: write it as ${VAR}",
+                        "a credential is read from the environment: write it as ${VAR} "
+                        "(no default, no other text)",
                         address,
                         field_path(loc),
                     )
@@ -181,6 +202,14 @@ def _load_document(
         depends_on=tuple(envelope.metadata.dependsOn),
         drift_policy=envelope.metadata.driftPolicy,
         lines=field_lines(document),
+    )
+
+
+def _within(problem: SpecProblem, fields: set[str]) -> bool:
+    """Whether the problem is about one of `fields` or something inside one of them."""
+    found = problem.field
+    return found is not None and any(
+        found == f or found.startswith((f + ".", f + "[")) for f in fields
     )
 
 
@@ -216,17 +245,38 @@ def _validate(
         return model.model_validate(to_plain(node), context=context)
     except ValidationError as error:
         for detail in error.errors(include_url=False):
-            loc: Loc = tuple(detail["loc"]) + _inner_loc(detail)
+            raw: Loc = tuple(detail["loc"]) + _inner_loc(detail)
+            loc = _written_loc(node, raw)
             problems.append(
                 SpecProblem(
                     display,
                     line_of(node, loc, line),
-                    _message(detail, model, loc),
+                    _message(detail, model, raw),
                     address,
                     field_path(prefix + loc) or None,
                 )
             )
         return None
+
+
+def _written_loc(node: Any, loc: Loc) -> Loc:
+    """`loc` as written in the YAML: without the tag pydantic adds for a discriminated union
+    (`checks[0].http.status` is `checks[0].status`, the `http` being the check's `type`)."""
+    written: list[str | int] = []
+    for part in loc:
+        if isinstance(node, dict) and part not in node and node.get("type") == part:
+            continue
+        written.append(part)
+        node = _child(node, part)
+    return tuple(written)
+
+
+def _child(node: Any, part: str | int) -> Any:
+    if isinstance(node, dict):
+        return node.get(part)
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return None
 
 
 def _inner_loc(detail: ErrorDetails) -> Loc:
@@ -239,6 +289,9 @@ def _message(detail: ErrorDetails, model: type[BaseModel], loc: Loc) -> str:
     kind = detail["type"]
     if kind == "missing":
         return "field required"
+    if kind == "union_tag_not_found":
+        field = str(detail.get("ctx", {}).get("discriminator", "type")).strip("'")
+        return f"field required: {field}"
     if kind == "extra_forbidden":
         fields = _fields_at(model, loc[:-1])
         valid = f"; valid fields: {', '.join(fields)}" if fields else ""
@@ -249,26 +302,42 @@ def _message(detail: ErrorDetails, model: type[BaseModel], loc: Loc) -> str:
 
 
 def _fields_at(model: type[BaseModel], loc: Loc) -> list[str]:
-    """The field names of the model found at `loc`, for 'valid fields: ...'."""
-    current: type[BaseModel] | None = model
+    """The field names (as written) of the model found at pydantic's `loc`, whose parts may
+    name a discriminated union's member by its tag (`checks, 0, http`)."""
+    candidates = [model]
     for part in loc:
-        if current is None:
-            return []
         if isinstance(part, int):
             continue
-        info = current.model_fields.get(part)
-        current = _inner_model(info.annotation) if info else None
-    return sorted(current.model_fields) if current else []
+        info = next((i for m in candidates if (i := _field_named(m, part)) is not None), None)
+        if info is not None:
+            candidates = _inner_models(info.annotation)
+        else:  # a union's tag: the member whose `type` is that literal
+            candidates = [m for m in candidates if _tag_of(m) == part]
+    if len(candidates) != 1:
+        return []
+    return sorted(f.alias or name for name, f in candidates[0].model_fields.items())
 
 
-def _inner_model(annotation: Any) -> type[BaseModel] | None:
+def _field_named(model: type[BaseModel], written: str) -> FieldInfo | None:
+    """The field written as `written` in YAML (its alias, like `from`, or its name)."""
+    return next(
+        (f for name, f in model.model_fields.items() if (f.alias or name) == written),
+        model.model_fields.get(written),
+    )
+
+
+def _tag_of(model: type[BaseModel]) -> Any:
+    """The literal value of a union member's `type` field (`syncLag`), or None."""
+    info = model.model_fields.get("type")
+    values = typing.get_args(info.annotation) if info else ()
+    return values[0] if len(values) == 1 else None
+
+
+def _inner_models(annotation: Any) -> list[type[BaseModel]]:
+    """Every model inside an annotation (`list[A | B]` gives A and B)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for argument in typing.get_args(annotation):
-        found = _inner_model(argument)
-        if found is not None:
-            return found
-    return None
+        return [annotation]
+    return [m for argument in typing.get_args(annotation) for m in _inner_models(argument)]
 
 
 def _interpolate_tree(
@@ -293,21 +362,23 @@ def _interpolate_tree(
     for key, value in items:
         here = (*loc, key)
         tag = _explicit_tag(value)
-        if tag == _STR_TAG:  # `!!str 1.0`: a string, like any other
+        if tag is None and isinstance(key, TaggedScalar):  # `!vault password: x`
+            tag = _explicit_tag(key)
+        if tag == _STR_TAG and isinstance(value, TaggedScalar):  # `!!str 1.0`: a string
             value = node[key] = str(value.value)
-        elif tag is not None and not tag.startswith(_YAML_TAGS):
+        elif tag is not None and tag != _STR_TAG and tag not in _PLAIN_TAGS:
             problems.append(
                 SpecProblem(
                     display,
                     line_of(node, (key,), line),
-                    f"unsupported YAML tag {tag}: use plain values, and ${{VAR}} for secrets",
+                    unsupported_tag(tag),
                     address,
                     field_path(here),
                 )
             )
             continue
         if isinstance(value, str) and "$" in value:
-            if "${" in value:
+            if only_variables(value):
                 from_environment.add(here)
             try:
                 node[key] = interpolate(value, environ)
@@ -339,11 +410,25 @@ def _secret_locs(value: Any, loc: Loc) -> list[Loc]:
 
 
 def _explicit_tag(value: Any) -> str | None:
-    """The tag written on a value (`!vault x`, `!!str 5`), or None."""
+    """The tag written on a value (`!vault x`, `!!str 5`, `!!binary ...`), or None."""
+    if isinstance(value, bytes):
+        return _YAML_TAGS + "binary"
+    if isinstance(value, CommentedSet | set):
+        return _YAML_TAGS + "set"
+    if isinstance(value, CommentedOrderedMap):
+        return _YAML_TAGS + "omap"
     if isinstance(value, TaggedScalar | CommentedMap | CommentedSeq):
         tag = value.tag.value
         return str(tag) if tag else None
     return None
+
+
+def unsupported_tag(tag: str) -> str:
+    """The message for a refused tag, shown as written (`!!binary`) and kept short."""
+    shown = "!!" + tag.removeprefix(_YAML_TAGS) if tag.startswith(_YAML_TAGS) else tag
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"unsupported YAML tag {shown}: use plain values, and ${{VAR}} for secrets"
 
 
 def _check_unique(resources: list[Resource], problems: list[SpecProblem]) -> None:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError, YAMLWarning
+from ruamel.yaml.reader import ReaderError
 
 MAX_DEPTH = 100  # deeper documents are refused before recursion (parser, pydantic) gives out
+# Values that aliases (`*name`) may add to a document beyond those written: enough for any
+# real reuse, far below a "billion laughs" document that would take minutes to validate.
+MAX_ALIAS_EXPANSION = 100_000
 
 
 class YamlSyntaxError(ValueError):
@@ -22,25 +27,76 @@ class YamlSyntaxError(ValueError):
         self.line = line
 
 
-def read_documents(text: str) -> Iterator[tuple[Any, int]]:
-    """Yield (document, first line) for every non-empty document in `text`."""
-    yaml = YAML(typ="rt")  # round-trip nodes remember the line of every key and item
+def read_documents(text: str) -> list[tuple[Any, int]]:
+    """(document, first line) of every non-empty document in `text`; raises YamlSyntaxError."""
+    stray_bom = text.find("\ufeff", 1)
+    if stray_bom != -1:  # files joined with `cat`: the BOM would hide inside a key
+        raise YamlSyntaxError(
+            "a byte order mark (U+FEFF) in the middle of the file: remove it",
+            text.count("\n", 0, stray_bom) + 1,
+        )
     try:
-        for index, document in enumerate(yaml.load_all(text)):
-            if document is None:
-                continue
-            if isinstance(document, CommentedMap | CommentedSeq):
-                yield document, int(document.lc.line) + 1
-            else:  # a bare scalar remembers no line: ask the composer (rare, and an error anyway)
-                yield document, _scalar_line(text, index)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", YAMLWarning)  # nothing for the user to act on
+            warnings.simplefilter("error", ReusedAnchorWarning)  # `&a` twice: which one is meant?
+            return list(_documents(text))
     except MarkedYAMLError as error:
         raise YamlSyntaxError(_syntax_message(error), _syntax_line(error, text)) from None
+    except ReusedAnchorWarning as warning:
+        anchor, line = _reused_anchor(str(warning))
+        raise YamlSyntaxError(
+            f"invalid YAML: anchor &{anchor} is defined twice; give each anchor its own name",
+            line,
+        ) from None
+    except ReaderError as error:
+        line = text.count("\n", 0, max(0, int(error.position))) + 1
+        raise YamlSyntaxError(
+            f"invalid YAML: control character {_codepoint(error.character)} is not allowed",
+            line,
+        ) from None
     except RecursionError:
         raise YamlSyntaxError(
             f"invalid YAML: nested deeper than {MAX_DEPTH} levels", _deep_flow_line(text)
         ) from None
     except YAMLError as error:
-        raise YamlSyntaxError(f"invalid YAML: {error}", None) from None
+        first = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
+        raise YamlSyntaxError(f"invalid YAML: {first}", None) from None
+
+
+def _documents(text: str) -> Iterator[tuple[Any, int]]:
+    yaml = YAML(typ="rt")  # round-trip nodes remember the line of every key and item
+    for index, document in enumerate(yaml.load_all(text)):
+        if document is None:
+            continue
+        if isinstance(document, CommentedMap | CommentedSeq):
+            yield document, _node_line(document, 1)
+        else:  # a bare scalar remembers no line: ask the composer (rare, and an error anyway)
+            yield document, _scalar_line(text, index)
+
+
+_REUSED_ANCHOR = re.compile(
+    r"duplicate anchor '(?P<anchor>[^']*)'.*second occurrence.*?line (?P<line>\d+)", re.DOTALL
+)
+
+
+def _reused_anchor(message: str) -> tuple[str, int | None]:
+    """The anchor and the 1-based line of its second definition, from ruamel's warning."""
+    found = _REUSED_ANCHOR.search(message)
+    if found is None:
+        return "?", None
+    return found["anchor"], int(found["line"])
+
+
+def _codepoint(character: Any) -> str:
+    if isinstance(character, str) and len(character) == 1:
+        character = ord(character)
+    return f"U+{character:04X}" if isinstance(character, int) else repr(character)
+
+
+def _node_line(node: Any, fallback: int) -> int:
+    """The 1-based line of a round-trip mapping or sequence (fallback when it has none)."""
+    line = getattr(getattr(node, "lc", None), "line", None)
+    return int(line) + 1 if isinstance(line, int) else fallback
 
 
 def _scalar_line(text: str, index: int) -> int:
@@ -95,7 +151,7 @@ def too_deep(document: Any, fallback: int) -> int | None:
     while stack:
         node, depth, line = stack.pop()
         if isinstance(node, CommentedMap | CommentedSeq):
-            line = int(node.lc.line) + 1
+            line = _node_line(node, line)
             if depth >= MAX_DEPTH:
                 return line
             values = node.values() if isinstance(node, CommentedMap) else node
@@ -103,17 +159,59 @@ def too_deep(document: Any, fallback: int) -> int | None:
     return None
 
 
+def alias_bomb(document: Any, fallback: int) -> int | None:
+    """The line where aliases make `document` grow by more than MAX_ALIAS_EXPANSION values
+    (each alias repeats its anchor's whole value), or None. Each node is visited once."""
+    sizes: dict[int, int] = {}  # id(node) -> values it stands for, aliases expanded
+    distinct: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(document, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes or not isinstance(node, dict | list):
+            continue
+        children = list(node.values() if isinstance(node, dict) else node)
+        if children_done:
+            sizes[id(node)] = 1 + sum(sizes.get(id(child), 1) for child in children)
+            continue
+        distinct.add(id(node))
+        stack.append((node, True))
+        stack += [(c, False) for c in children if id(c) not in distinct]  # a cycle stops here
+    extra = sizes.get(id(document), 1) - len(distinct)
+    if extra <= MAX_ALIAS_EXPANSION:
+        return None
+    node, line = document, fallback
+    while True:  # down to the smallest node that is still too big: where the aliases pile up
+        line = _node_line(node, line)
+        children = list(node.values() if isinstance(node, dict) else node)
+        size = sizes[id(node)]
+        big = [c for c in children if MAX_ALIAS_EXPANSION < sizes.get(id(c), 1) < size]
+        if not big:
+            return line
+        node = big[0]
+
+
 def line_of(node: Any, path: tuple[str | int, ...], fallback: int) -> int:
     """The line of the deepest part of `path` that exists in `node` (1-based)."""
     line = fallback
     for part in path:
-        if isinstance(node, CommentedMap) and part in node:
-            line = int(node.lc.key(part)[0]) + 1
-            node = node[part]
+        if isinstance(node, CommentedMap) and _hashable(part) and part in node:
+            position = node.lc.key(part)
         elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-            line = int(node.lc.item(part)[0]) + 1
-            node = node[part]
+            position = node.lc.item(part)
+        else:
+            continue
+        if position is not None:  # None: a node built by an unknown tag, without lines
+            line = int(position[0]) + 1
+        node = node[part]
     return line
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def to_plain(node: Any) -> Any:
