@@ -17,6 +17,9 @@ from reconciler.specs.types import FieldError
 
 SUPPORTED = ("file", "git", "http", "https", "ssh", "git+ssh")
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
+# `https:/host/x`, `ssh:host/x`: a network scheme without `//` (git would read it as scp-like
+# `host:path` with the host `https`); `file:/path` is a valid file URL and stays allowed.
+_HALF_URL = re.compile(r"^(?P<scheme>https?|ssh|git|git\+ssh):(?!//)", re.IGNORECASE)
 
 
 def check_location(url: str, context: dict[str, Any] | None) -> str:
@@ -25,6 +28,13 @@ def check_location(url: str, context: dict[str, Any] | None) -> str:
     url = url.strip()
     if not url:
         raise ValueError("empty URL")
+    if url == "~" or url.startswith("~/"):
+        raise ValueError(
+            "~ is not expanded: write an absolute path, or one relative to the spec file"
+        )
+    half = _HALF_URL.match(url)
+    if half:
+        raise ValueError(f"malformed URL: {half['scheme']}: needs // (like {half['scheme']}://)")
     remote = Remote(url)
     # Remote.scheme reads `ftp://host/x` as scp-like ssh; judge a `scheme://` as written.
     written = _SCHEME.match(url)

@@ -14,6 +14,7 @@ _DURATION = re.compile(r"^(?P<n>\d+)(?P<unit>[smhd]?)$")
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 # Characters git forbids in ref names (git-check-ref-format), which a glob can never match.
 _BAD_REF_CHARS = re.compile(r"[\s~^:\\\x00-\x1f\x7f]")
+_BAD_REF_SEQUENCE = re.compile(r"\.\.|^/|/$|//|@\{|\.lock$|\.$")
 
 
 class FieldError(ValueError):
@@ -68,7 +69,9 @@ def check_ref_glob(value: str) -> str:
         problem = "empty pattern"
     elif _BAD_REF_CHARS.search(value):
         problem = "contains a character git forbids in ref names"
-    elif ".." in value or value.startswith("/") or value.endswith("/") or "//" in value:
+    elif value.startswith("refs/"):
+        problem = "a branch or tag name, not a full ref: write 'main', not 'refs/heads/main'"
+    elif _BAD_REF_SEQUENCE.search(value):
         problem = "not a valid ref name pattern"
     elif value.count("[") != value.count("]"):
         problem = "unbalanced '[' ']'"
@@ -84,7 +87,15 @@ def check_command(run: list[str]) -> list[str]:
     return run
 
 
+def check_positive(value: timedelta) -> timedelta:
+    """Accept a timeout of at least one second (0 would kill the work at once)."""
+    if value.total_seconds() < 1:
+        raise ValueError("a timeout must be at least 1s")
+    return value
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Timeout = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(check_positive)]
 Command = Annotated[
     list[str],
     Field(min_length=1, description="Argument list, run without a shell."),
