@@ -18,7 +18,7 @@ from pydantic import (
 
 from reconciler.git import Remote
 from reconciler.kinds.locations import check_location, separate_credentials
-from reconciler.specs.types import Command, Duration, FieldError, ResourceName
+from reconciler.specs.types import Command, Duration, FieldError, ResourceName, Timeout
 
 
 class SourceSpec(BaseModel):
@@ -81,7 +81,7 @@ class Hook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     run: Command
-    timeout: Duration = Field(default=timedelta(minutes=5))
+    timeout: Timeout = Field(default=timedelta(minutes=5))
 
 
 class Check(BaseModel):
@@ -93,7 +93,7 @@ class Check(BaseModel):
     http: str | None = Field(default=None, pattern=r"^https?://", description="URL to GET.")
     status: int | None = Field(default=None, ge=100, le=599, description="http: default 200.")
     contains: str | None = Field(default=None, description="http: a body substring.")
-    timeout: Duration | None = Field(default=None, description="Default 30s (run), 5s (http).")
+    timeout: Timeout | None = Field(default=None, description="Default 30s (run), 5s (http).")
     retries: int = Field(default=0, ge=0, le=100)
     interval: Duration = Field(default=timedelta(seconds=1))
 
@@ -130,6 +130,16 @@ class EnvironmentSpec(BaseModel):
     autoRollback: bool = True
     requires: list[ResourceName] = Field(default_factory=list)
     keepReleases: int = Field(default=5, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _preview_is_blue_green(self) -> EnvironmentSpec:
+        if self.preview is not None and self.strategy != "blue-green":
+            raise FieldError(
+                "preview checks the idle slot of a blue-green deploy: set "
+                "strategy: blue-green, or move these checks to verify",
+                "preview",
+            )
+        return self
 
     def preview_checks(self) -> list[Check]:
         """What runs against the idle slot in blue-green before `current` moves."""

@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from reconciler.specs.types import Address, Command, Duration, FieldError
+from reconciler.specs.types import Address, Command, Duration, FieldError, Timeout
 
 KINDS = ("Mirror", "Taxonomy", "Environment")
 
@@ -33,6 +33,21 @@ class Selector(BaseModel):
     def _something(self) -> Selector:
         if not (self.addresses or self.kinds or self.labels):
             raise ValueError("a selector needs `addresses`, `kinds` and/or `labels`")
+        for index, address in enumerate(self.addresses):
+            kind = address.partition("/")[0]
+            if kind not in KINDS:
+                raise FieldError(
+                    f"policies select {', '.join(KINDS)} resources, not {address}",
+                    "addresses",
+                    index,
+                )
+            if self.kinds and kind not in self.kinds:
+                raise FieldError(
+                    f"never selected: {address} is not of the kinds selected "
+                    f"({', '.join(self.kinds)}), and every condition must hold",
+                    "addresses",
+                    index,
+                )
         return self
 
 
@@ -60,7 +75,7 @@ class HttpCheck(_Check):
     url: str = Field(pattern=r"^https?://")
     status: int = Field(default=200, ge=100, le=599)
     contains: str | None = None
-    timeout: Duration = Field(default=timedelta(seconds=5))
+    timeout: Timeout = Field(default=timedelta(seconds=5))
 
 
 class CommandCheck(_Check):
@@ -68,7 +83,7 @@ class CommandCheck(_Check):
 
     type: Literal["command"]
     run: Command
-    timeout: Duration = Field(default=timedelta(seconds=30))
+    timeout: Timeout = Field(default=timedelta(seconds=30))
 
 
 class DeploymentCheck(_Check):
@@ -126,7 +141,7 @@ class Escalate(BaseModel):
 
     webhook: str | None = Field(default=None, pattern=r"^https?://")
     file: str | None = Field(default=None, min_length=1)
-    timeout: Duration = Field(default=timedelta(seconds=10))
+    timeout: Timeout = Field(default=timedelta(seconds=10))
 
     @field_validator("file")
     @classmethod
@@ -188,6 +203,22 @@ class HealthPolicySpec(BaseModel):
         if interval.total_seconds() < 1:
             raise ValueError("interval must be at least 1s")
         return interval
+
+    @model_validator(mode="after")
+    def _checks_fit_the_kinds(self) -> HealthPolicySpec:
+        # `deployment` and `taxonomy` checks only mean something for their own kind.
+        own = {"deployment": "Environment", "taxonomy": "Taxonomy"}
+        for index, check in enumerate(self.checks):
+            kind = own.get(check.type)
+            if kind is not None and self.selector.kinds and kind not in self.selector.kinds:
+                raise FieldError(
+                    f"a {check.type} check applies to {kind} resources only; "
+                    "the selector picks none",
+                    "checks",
+                    index,
+                    "type",
+                )
+        return self
 
     @model_validator(mode="after")
     def _rollback_needs_environments(self) -> HealthPolicySpec:
