@@ -8,7 +8,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from reconciler.engine.graph import dependencies
 from reconciler.engine.planning import replan
@@ -272,7 +272,14 @@ class _Run:
         """Journal one action's result; the resource record is written with its last action
         (rewriting it after each of hundreds of destinations made the apply quadratic)."""
         redact = self.workspace.redact
-        message = redact(result.message)
+        # Hook output and git's words end up in messages, history and state: all redacted.
+        result = replace(
+            result,
+            message=redact(result.message),
+            state=redact.data(result.state),
+            history=redact.data(result.history),
+        )
+        message = result.message
         worst = max(
             self.outcomes.get(change.address, "done"), result.outcome, key=_RANK.__getitem__
         )
@@ -374,7 +381,8 @@ def locked_apply(
     should_stop: Callable[[], bool] | None = None,
 ) -> tuple[Plan, ApplyReport | None]:
     """Take the lock, make (or check) the plan, ask, apply, release. None: not confirmed."""
-    note = workspace.store.lock.acquire("apply", lock_timeout)
+    # The lock names what holds it (apply, watch, heal): a refused apply says who to wait for.
+    note = workspace.store.lock.acquire(trigger, lock_timeout)
     try:
         if note:
             workspace.store.add_event("warning", note)
