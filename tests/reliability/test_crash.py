@@ -14,6 +14,7 @@ RELIABILITY_SIZE=full (make reliability) makes at least 100 kills; make test a h
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -21,8 +22,11 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 from tests.gitservers import git
 from tests.reliability.mixedset import (
@@ -37,7 +41,7 @@ from tests.reliability.mixedset import (
 from tests.reliability.report import record
 from tests.reliability.scale import seed, size
 
-KILLS = size(4, 110)
+KILLS = size(4, 100)
 MIRRORS = size(30, 30)
 RERUNS = 3  # applies allowed to converge after a kill
 POLL = 0.003  # seconds between reads of the journal while an apply runs
@@ -84,6 +88,16 @@ class Tally:
     lost: list[str] = field(default_factory=list)
     phases: Counter[str] = field(default_factory=Counter)
     modes: Counter[str] = field(default_factory=Counter)
+    seconds: Counter[str] = field(default_factory=Counter)  # where the time goes
+
+    @contextlib.contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Add the time spent in the block to `stage`."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.monotonic() - started
 
 
 def reconciler(world: World, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -264,6 +278,7 @@ def _refs(repo: Path) -> str:
     return git("for-each-ref", "--format=%(objectname) %(refname)", cwd=repo).stdout
 
 
+@pytest.mark.timeout(size(300, 1800))
 def test_kill_9_at_many_points_and_every_rerun_converges(tmp_path: Path) -> None:
     started = time.monotonic()
     rng = random.Random(seed())
@@ -276,21 +291,26 @@ def test_kill_9_at_many_points_and_every_rerun_converges(tmp_path: Path) -> None
         rounds += 1
         assert rounds <= 3 * KILLS, f"triggers keep missing: {tally}"
         if rounds > 1:
-            world.new_work()
+            with tally.timed("new work"):
+                world.new_work()
         trigger = Trigger.choose(rng)
         before = world.current_releases()
         after = last_revision(world)
-        cut_off = apply_and_kill(world, trigger, after)
+        with tally.timed("killed apply"):
+            cut_off = apply_and_kill(world, trigger, after)
         if cut_off is None:
             tally.completed += 1
         else:
             tally.kills += 1
             tally.phases[phase_of(trigger, cut_off)] += 1
             tally.modes["process group" if trigger.group else "process"] += 1
-            check_after_kill(world, deployed, before)
-            converge(world, cut_off, tally)
+            with tally.timed("checks"):
+                check_after_kill(world, deployed, before)
+            with tally.timed("re-runs and plan"):
+                converge(world, cut_off, tally)
         deployed |= {n for n, r in world.current_releases().items() if r is not None}
-        check_converged(world, deployed, tally)
+        with tally.timed("checks"):
+            check_converged(world, deployed, tally)
     assert deployed == set(ENVIRONMENTS)
     differ = mirrors_in_sync(world)
     assert not differ, f"destinations differ from their sources: {differ}"
@@ -311,6 +331,7 @@ def test_kill_9_at_many_points_and_every_rerun_converges(tmp_path: Path) -> None
         phases=dict(tally.phases),
         modes=dict(tally.modes),
     )
+    tally.seconds = Counter({k: round(v) for k, v in tally.seconds.items()})
     print(f"crash: {tally} in {seconds:.0f}s")
 
 
