@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 MASK = "***"
@@ -29,6 +30,17 @@ class Redactor:
         for secret in sorted(self._secrets, key=len, reverse=True):
             text = text.replace(secret, MASK)
         return text
+
+    def data(self, value: Any) -> Any:
+        """`value` (JSON-like: dicts, lists, strings...) with every string in it redacted;
+        for what is stored or printed whole, such as a hook's output kept in a history entry."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            return {key: self.data(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.data(item) for item in value]
+        return value
 
 
 def strip_userinfo(url: str) -> tuple[str, str | None, str | None]:

@@ -8,7 +8,7 @@ apply is Degraded, a resource never applied is Missing). Results are recorded in
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -106,6 +106,7 @@ def check_health(
         for health in _policy_health(workspace, policy, specs, plan):
             health.message = workspace.redact(health.message)
             health.issues = [workspace.redact(i) for i in health.issues]
+            health.checks = [replace(c, message=workspace.redact(c.message)) for c in health.checks]
             records.add_result(
                 policy.name, health.address, health.status, health.message, health.to_json()
             )

@@ -38,7 +38,14 @@ def rollback(
             store.record_result(entry, "failed", 1, message, {}, None, [])
             store.finish_revision(revision, "failed", {})
             raise ReconcilerError(f"rollback {address}: {message}") from None
-        message = workspace.redact(result.message)
+        redact = workspace.redact
+        result = replace(
+            result,
+            message=redact(result.message),
+            state=redact.data(result.state),
+            history=redact.data(result.history),
+        )
+        message = result.message
         state = dict(record.state)
         if isinstance(result.state, dict):
             state.update(result.state)
