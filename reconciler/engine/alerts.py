@@ -26,7 +26,8 @@ def send_alert(escalate: Escalate, alert: dict[str, Any], redact: Redactor) -> t
         except OSError as error:
             problems.append(f"{escalate.file}: {error.strerror or error}")
     if escalate.webhook is not None:
-        problem = _post(escalate.webhook, body, escalate.timeout.total_seconds())
+        headers = {k: v.get_secret_value() for k, v in escalate.headers.items()}
+        problem = _post(escalate.webhook, body, headers, escalate.timeout.total_seconds())
         if problem is None:
             delivered.append(f"POST {escalate.webhook}")
         else:
@@ -34,12 +35,12 @@ def send_alert(escalate: Escalate, alert: dict[str, Any], redact: Redactor) -> t
     return bool(delivered), redact("; ".join(delivered + problems))
 
 
-def _post(url: str, body: str, timeout: float) -> str | None:
+def _post(url: str, body: str, headers: dict[str, str], timeout: float) -> str | None:
     request = urllib.request.Request(
         url,
         data=body.encode(),
         method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": "reconciler"},
+        headers={"Content-Type": "application/json", "User-Agent": "reconciler", **headers},
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

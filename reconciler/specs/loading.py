@@ -406,6 +406,8 @@ def _secret_locs(value: Any, loc: Loc) -> list[Loc]:
         ]
     if isinstance(value, list):
         return [found for i, item in enumerate(value) for found in _secret_locs(item, (*loc, i))]
+    if isinstance(value, dict):  # e.g. an escalate step's headers
+        return [found for k, item in value.items() for found in _secret_locs(item, (*loc, k))]
     return []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -10,12 +11,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from reconciler.specs.types import Address, Command, Duration, FieldError, Timeout
+
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")  # an HTTP token
 
 KINDS = ("Mirror", "Taxonomy", "Environment")
 
@@ -140,8 +144,20 @@ class Escalate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     webhook: str | None = Field(default=None, pattern=r"^https?://")
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Sent with the webhook's POST; credentials: each value is a ${VAR}.",
+    )
     file: str | None = Field(default=None, min_length=1)
     timeout: Timeout = Field(default=timedelta(seconds=10))
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, headers: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name in headers:
+            if not _HEADER_NAME.match(name):
+                raise FieldError(f"invalid header name {name!r}", name)
+        return headers
 
     @field_validator("file")
     @classmethod
