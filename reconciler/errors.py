@@ -15,7 +15,14 @@ Anything else reaching the CLI is a bug: it prints one line and, with -v, the tr
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return repr(match.group(0))[1:-1]
 
 
 @dataclass(frozen=True)
@@ -35,7 +42,8 @@ class SpecProblem:
             parts.append(self.address)
         if self.field:
             parts.append(self.field)
-        return ": ".join([*parts, self.message])
+        # One problem, one line: a control character from the input never breaks it.
+        return _CONTROL.sub(_escape, ": ".join([*parts, self.message]))
 
 
 class ReconcilerError(Exception):

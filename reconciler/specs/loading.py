@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -225,10 +226,17 @@ def field_lines(node: Any, loc: Loc = (), depth: int = 3) -> dict[str, int]:
     return found
 
 
+_HINT = re.compile(r"[^\s/\x00-\x1f\x7f-\x9f\u2028\u2029]{1,100}")
+
+
 def _address_hint(document: CommentedMap) -> str | None:
+    """`Kind/name` as written, for messages; left out when either part is not one short
+    printable word (it could span lines or pretend to be another message)."""
     kind, metadata = document.get("kind"), document.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
-    return f"{kind}/{name}" if isinstance(kind, str) and isinstance(name, str) and name else None
+    if isinstance(kind, str) and isinstance(name, str) and _HINT.fullmatch(kind + name):
+        return f"{kind}/{name}"
+    return None
 
 
 def _validate(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from collections.abc import Iterator
@@ -233,9 +234,18 @@ def to_plain(node: Any) -> Any:
     return node
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_$-]+")
+
+
 def field_path(loc: tuple[str | int, ...]) -> str:
-    """`('spec', 'destinations', 0, 'url')` -> `spec.destinations[0].url`."""
+    """`('spec', 'destinations', 0, 'url')` -> `spec.destinations[0].url`; a key that is not
+    a plain name is quoted (`spec["a b"]`, `spec["\\n"]`), so a message stays one line."""
     text = ""
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif not _PLAIN_KEY.fullmatch(str(part)):
+            text += f"[{json.dumps(str(part))}]"
+        else:
+            text += f".{part}" if text else str(part)
     return text
