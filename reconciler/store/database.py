@@ -13,7 +13,7 @@ import sqlite3
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,18 +35,43 @@ class StoreDatabase:
         # One connection shared by the engine's threads: every statement and transaction
         # holds this lock, so threads never interleave inside SQLite.
         self._guard = threading.RLock()
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             self.connection = sqlite3.connect(
                 path, timeout=10, isolation_level=None, check_same_thread=False
             )
             self.connection.row_factory = sqlite3.Row
-            self.execute("PRAGMA journal_mode=WAL")
-            self.execute("PRAGMA synchronous=NORMAL")
-            self.execute("PRAGMA foreign_keys=ON")
+            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+                self.connection.execute(f"PRAGMA {pragma}")  # the first to touch the file
             self._migrate()
+        except OSError as error:
+            raise StoreError(f"{path}: cannot open the state store: {error}") from None
+        except sqlite3.OperationalError as error:  # the file system, not the file
+            raise StoreError(f"{path}: cannot open the state store: {error}{self._why()}") from None
         except sqlite3.DatabaseError as error:
             raise StoreError(f"{path}: not a usable reconciler state store: {error}") from None
+
+    def _why(self) -> str:
+        """What the file system says, when SQLite's own words ("disk I/O error") are vague."""
+        try:
+            stats = os.statvfs(self.path.parent)
+        except OSError:
+            return ""
+        if stats.f_flag & os.ST_RDONLY:
+            return f" ({self.path.parent} is on a read-only file system)"
+        if stats.f_bavail * stats.f_frsize < 1 << 20:
+            return f" (the file system of {self.path.parent} is full)"
+        return ""
+
+    def _run(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        """One statement; a failing file system (full, read-only, I/O) becomes a StoreError
+        naming the store, never a traceback. SQLite leaves the file intact in those cases."""
+        try:
+            return self.connection.execute(sql, params)
+        except sqlite3.OperationalError as error:
+            raise StoreError(
+                f"{self.path}: cannot write the state store: {error}{self._why()}"
+            ) from None
 
     def close(self) -> None:
         """Close the connection."""
@@ -56,23 +81,26 @@ class StoreDatabase:
     def transaction(self) -> Iterator[None]:
         """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
         with self._guard:
-            self.connection.execute("BEGIN IMMEDIATE")
+            self._run("BEGIN IMMEDIATE")
             try:
                 yield
+                self._run("COMMIT")
             except BaseException:
-                self.connection.execute("ROLLBACK")
+                # A failed COMMIT (disk full) may have rolled back already.
+                if self.connection.in_transaction:
+                    with suppress(sqlite3.Error):
+                        self.connection.execute("ROLLBACK")
                 raise
-            self.connection.execute("COMMIT")
 
     def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Cursor:
         """Run one statement."""
         with self._guard:
-            return self.connection.execute(sql, params)
+            return self._run(sql, params)
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         """Rows of a SELECT as dicts."""
         with self._guard:
-            return [dict(row) for row in self.connection.execute(sql, params)]
+            return [dict(row) for row in self._run(sql, params)]
 
     def schema_version(self) -> int:
         """The migration level of this file (0 for a new file)."""
