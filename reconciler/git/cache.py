@@ -76,10 +76,20 @@ class ObjectCache(BareCache):
         repo = Repo(str(self.path))
         try:
             absent = [sha for sha in wanted if ObjectID(sha.encode()) not in repo.object_store]
+            tips = {sha.decode() for sha in repo.get_refs().values()}
         finally:
             repo.close()
+        # A fetch cut short (disk full, killed) leaves objects that no ref reaches, perhaps
+        # without the trees and blobs below them: those count as missing, so they are
+        # fetched again instead of being pushed as a broken pack.
+        absent += [s for s in wanted if s not in absent and s not in tips and not self._whole(s)]
         known.update(set(wanted) - set(absent))  # objects never leave a cache in one run
         return absent
+
+    def _whole(self, sha: str) -> bool:
+        """True when every object `sha` needs is here (a walk of what no ref reaches yet)."""
+        walk = ["rev-list", "--objects", "--quiet", sha, "--not", "--all"]
+        return self.runner.run(walk, cwd=self.path, check=False).returncode == 0
 
     def ensure_objects(self, shas: Iterable[str]) -> bool:
         """Fetch the source into the cache if any of `shas` is missing; True if it fetched."""
