@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def _rig(ws: Workspace) -> Rig:
 
 
 def _revision_spans(state: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(f"file:{state}?mode=ro", uri=True) as db:
+    with closing(sqlite3.connect(f"file:{state}?mode=ro", uri=True)) as db:
         rows = db.execute(
             "SELECT started_at, finished_at FROM revisions ORDER BY started_at"
         ).fetchall()

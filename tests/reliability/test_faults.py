@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,7 +77,7 @@ class World:
 
     def journal_attempts(self) -> list[int]:
         """Attempts of the remote destination's actions in the last revision."""
-        with sqlite3.connect(f"file:{self.ws.state}?mode=ro", uri=True) as db:
+        with closing(sqlite3.connect(f"file:{self.ws.state}?mode=ro", uri=True)) as db:
             rows = db.execute(
                 "SELECT attempts FROM journal WHERE unit = ? AND revision_id = "
                 "(SELECT MAX(id) FROM revisions)",

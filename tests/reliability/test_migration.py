@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,7 @@ def _old_store(current: Path, target: Path, version: int) -> None:
     for migration in MIGRATIONS[:version]:
         migration(database)
     database.conn.close()
-    with sqlite3.connect(target) as db:
+    with closing(sqlite3.connect(target)) as db:
         db.execute("ATTACH DATABASE ? AS current", (str(current),))
         for table, since in DATA_TABLES.items():
             if since <= version:
@@ -79,7 +80,7 @@ def _old_store(current: Path, target: Path, version: int) -> None:
 
 
 def _rows(path: Path, version: int) -> dict[str, list[tuple[object, ...]]]:
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
         return {
             table: db.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
             for table, since in DATA_TABLES.items()
@@ -88,7 +89,7 @@ def _rows(path: Path, version: int) -> dict[str, list[tuple[object, ...]]]:
 
 
 def _schema_version(path: Path) -> int:
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return int(row[0])
