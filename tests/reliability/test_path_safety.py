@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -332,3 +333,43 @@ def test_a_link_on_the_way_to_a_taxonomy_file_is_refused(ws: Workspace, outside:
     assert git("rev-parse", "main", cwd=bare).stdout.strip() == tip
     assert checkout.rev("HEAD") == checkout_tip
     assert os.readlink(checkout.path / "docs") == "../elsewhere"
+
+
+def test_a_crafted_commit_that_writes_through_its_own_link_is_not_exported(
+    ws: Workspace, app: WorkRepo, outside: Path
+) -> None:
+    """A tree holding both a link `docs -> OUTSIDE` and a directory `docs/` (git fsck calls
+    it duplicateEntries; `git mktree` builds it): extraction must not follow the link."""
+    for target in (str(outside), "../../../../elsewhere"):
+        blob = _hash(app, "escaped\n")
+        link_blob = _hash(app, target)
+        inner = _mktree(app, f"100644 blob {blob}\tescaped.txt\n")
+        top = _mktree(app, f"120000 blob {link_blob}\tdocs\n040000 tree {inner}\tdocs\n")
+        commit = app.git("commit-tree", top, "-m", "crafted").stdout.strip()
+        app.git("tag", "-f", "crafted", commit)
+        env_spec(ws, "crafted")
+        before = snapshot(outside)
+        result = ws.run("apply", "--yes")
+        assert result.code == 1 and "cannot export" in result.output, result.output
+        assert "Traceback" not in result.output
+        assert snapshot(outside) == before
+        assert not (ws.root / "deploy" / "prod" / "current").exists()
+
+
+def _hash(repo: WorkRepo, content: str) -> str:
+    done = subprocess.run(
+        ["git", "hash-object", "-w", "--stdin"],
+        cwd=repo.path,
+        input=content,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def _mktree(repo: WorkRepo, listing: str) -> str:
+    done = subprocess.run(
+        ["git", "mktree"], cwd=repo.path, input=listing, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
