@@ -50,3 +50,8 @@ def only_variables(text: str) -> bool:
     character of it is written in the spec itself, as a credential's value must be."""
     rest = _VARIABLE.sub(lambda m: "" if m["name"] is not None and not m["default"] else "x", text)
     return text != "" and rest == ""
+
+
+def variable_names(text: str) -> list[str]:
+    """The names of the well-formed `${NAME}` references in `text`."""
+    return [m["name"] for m in _VARIABLE.finditer(text) if m["name"] is not None]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import typing
@@ -22,7 +23,12 @@ from ruamel.yaml.comments import (
 
 from reconciler.errors import SpecError, SpecProblem
 from reconciler.specs.envelope import Envelope, Resource, SpecSet
-from reconciler.specs.interpolation import InterpolationError, interpolate, only_variables
+from reconciler.specs.interpolation import (
+    InterpolationError,
+    interpolate,
+    only_variables,
+    variable_names,
+)
 from reconciler.specs.types import FieldError
 from reconciler.specs.yamldocs import (
     MAX_ALIAS_EXPANSION,
@@ -148,6 +154,7 @@ def _load_document(
         problems.append(SpecProblem(display, deep, message, address))
         return None
     before = len(problems)
+    hidden = _environment_values(document, environ)
     from_environment: set[Loc] = set()
     _interpolate_tree(document, (), environ, display, line, address, problems, from_environment)
     unresolved = {p.field for p in problems[before:] if p.field}
@@ -190,6 +197,8 @@ def _load_document(
                         field_path(loc),
                     )
                 )
+    if len(problems) > before:
+        problems[before:] = [_masked(p, hidden) for p in problems[before:]]
     if envelope is None or spec is None or len(problems) > before:
         return None
     return Resource(
@@ -204,6 +213,30 @@ def _load_document(
         drift_policy=envelope.metadata.driftPolicy,
         lines=field_lines(document),
     )
+
+
+def _environment_values(document: Any, environ: Mapping[str, str]) -> set[str]:
+    """The values of the variables the document's strings read (before expansion): any of
+    them may be a credential, so no message shows them (as for the Redactor, 3+ chars)."""
+    found: set[str] = set()
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack += node.values()
+        elif isinstance(node, list):
+            stack += node
+        elif isinstance(node, str) and "${" in node:
+            values = (environ.get(name) for name in variable_names(node))
+            found.update(v for v in values if v is not None and len(v) >= 3)
+    return found
+
+
+def _masked(problem: SpecProblem, hidden: set[str]) -> SpecProblem:
+    message = problem.message
+    for value in sorted(hidden, key=len, reverse=True):
+        message = message.replace(value, "***")
+    return dataclasses.replace(problem, message=message) if message != problem.message else problem
 
 
 def _within(problem: SpecProblem, fields: set[str]) -> bool:
