@@ -255,6 +255,8 @@ class _Run:
                 time.sleep(policy.delay(attempt, random.random()))
             except ReconcilerError as error:
                 return ActionResult("failed", str(error)), attempt
+            except OSError as error:  # the system said no (disk full, read-only): not a bug
+                return ActionResult("failed", str(error)), attempt
             except Exception as error:  # a bug in a controller must not take the others down
                 detail = {"traceback": traceback.format_exc()}
                 return ActionResult("failed", f"internal error: {error!r}", history=detail), attempt

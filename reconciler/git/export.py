@@ -3,6 +3,7 @@ and resolving a ref to the commit it names."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -32,7 +33,21 @@ def export_tree(runner: GitRunner, repo: Path, commit: str, destination: Path) -
     errors = archive.stderr.read().decode(errors="replace") if archive.stderr else ""
     if archive.wait() != 0 or extract.returncode != 0:
         detail = errors.strip() or extract.stderr.decode(errors="replace").strip()
-        raise GitError(f"cannot export {commit[:7]}: {detail}")
+        lines = "; ".join(line for line in detail.splitlines() if line.strip())
+        raise GitError(f"cannot export {commit[:7]}: {lines}{_file_system(destination)}")
+
+
+def _file_system(directory: Path) -> str:
+    """Why a write may have failed, in the words tar does not use (full, read-only)."""
+    try:
+        stats = os.statvfs(directory)
+    except OSError:
+        return ""
+    if stats.f_flag & os.ST_RDONLY:
+        return f" ({directory.parent} is on a read-only file system)"
+    if stats.f_bavail * stats.f_frsize < 1 << 20:
+        return f" (the file system of {directory.parent} is full)"
+    return ""
 
 
 def tree_blobs(runner: GitRunner, repo: Path, commit: str) -> dict[str, str]:

@@ -14,7 +14,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,20 +31,26 @@ def _mount(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
 
 
-@pytest.fixture
-def state_fs(ws: Workspace) -> Iterator[Path]:
-    """The workspace's state directory on its own small tmpfs."""
-    state = ws.state.parent
-    state.mkdir()
+@contextmanager
+def _tmpfs(directory: Path) -> Iterator[Path]:
+    """`directory` on its own small tmpfs (skips the test where mounting is not allowed)."""
+    directory.mkdir()
     if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs for the state directory needs root")
-    mounted = _mount("-t", "tmpfs", "-o", f"size={MOUNT_SIZE}", "tmpfs", str(state))
+        pytest.skip("mounting a small tmpfs needs root")
+    mounted = _mount("-t", "tmpfs", "-o", f"size={MOUNT_SIZE}", "tmpfs", str(directory))
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
-        yield state
+        yield directory
     finally:
-        subprocess.run(["umount", "-l", str(state)], check=False)
+        subprocess.run(["umount", "-l", str(directory)], check=False)
+
+
+@pytest.fixture
+def state_fs(ws: Workspace) -> Iterator[Path]:
+    """The workspace's state directory on its own small tmpfs."""
+    with _tmpfs(ws.state.parent) as state:
+        yield state
 
 
 class Mirrors:
@@ -206,5 +212,64 @@ def test_a_read_only_state_directory_fails_clearly_and_corrupts_nothing(
         faults_injected=1,
         commands_refused_clearly=3,
         corrupted=0,
+        converged=1,
+    )
+
+
+def test_a_full_release_directory_fails_clearly_and_keeps_the_current_release(
+    ws: Workspace,
+) -> None:
+    started = time.monotonic()
+    origin = make_bare(ws.root / "app.git")
+    app = WorkRepo.create(ws.root / "app", origin)
+    app.commit("small", {"app.txt": "v1\n"})
+    app.push(origin, "main:main")
+    with _tmpfs(ws.root / "deploy") as deploy:
+        ws.write_spec(
+            "env.yaml",
+            f"""
+            apiVersion: reconciler/v1
+            kind: Environment
+            metadata: {{name: prod}}
+            spec:
+              source: {{repo: {origin}, ref: main}}
+              target: {{path: {deploy}}}
+            """,
+        )
+        first = ws.run("apply", "--yes")
+        assert first.code == 0, first.output
+        current = (deploy / "current").resolve()
+        before = _rows(ws.state)
+        app.commit("big", {"big.bin": os.urandom(BLOB)})
+        app.push(origin, "main:main")
+        filler = _fill(deploy, 256 << 10)
+        try:
+            result = ws.run("apply", "--yes")
+        finally:
+            filler.unlink()
+        line = _one_clear_error(result, "Environment/prod", FULL, f"{deploy}/releases")
+        assert line.startswith("failed "), line
+        assert (deploy / "current").resolve() == current and (current / "app.txt").exists()
+        assert _kept(before, ws.state)
+        # Read-only now: the release directory cannot even be created.
+        assert _mount("-o", "remount,ro", str(deploy)).returncode == 0
+        try:
+            result = ws.run("apply", "--yes")
+        finally:
+            assert _mount("-o", "remount,rw", str(deploy)).returncode == 0
+        line = _one_clear_error(result, "Environment/prod", "Read-only file system", str(deploy))
+        assert line.startswith("failed "), line
+        assert (deploy / "current").resolve() == current
+        again = ws.run("apply", "--yes")
+        assert again.code == 0, again.output
+        assert (deploy / "current" / "big.bin").stat().st_size == BLOB
+        plan = ws.run("plan", "--detailed-exitcode")
+        assert plan.code == 0, plan.output
+    record(
+        "faults: full or read-only release directory",
+        time.monotonic() - started,
+        faults_injected=2,
+        failed_clearly=2,
+        current_kept=1,
         converged=1,
     )
