@@ -15,6 +15,7 @@ from reconciler.kinds.taxonomy.validating import Problem, problems
 
 if TYPE_CHECKING:
     from reconciler.kinds.taxonomy.model import TaxonomySpec, TermSpec
+    from reconciler.kinds.taxonomy.terms import Taxonomy
 
 Loc = tuple[str | int, ...]
 Found = list[tuple[Loc, str, Any]]
@@ -112,7 +113,31 @@ def _structure(spec: TaxonomySpec) -> Found:
     folded = fold({t.id: t.term() for t in spec.terms}, spec.folds())
     index = {t.id: i for i, t in enumerate(spec.terms)}
     into = {m.into: i for i, m in enumerate(spec.merges)}
-    return [_locate(p, spec, index, into) for p in problems(folded)]
+    found = [_locate(p, spec, index, into) for p in problems(folded)]
+    return found + _replacement_cycles(spec, folded, index)
+
+
+def _replacement_cycles(spec: TaxonomySpec, folded: Taxonomy, index: dict[str, int]) -> Found:
+    """`replacedBy` chains that come back to where they started (a -> b -> a): a reader
+    following them would never reach a live term. One problem per cycle, on its first
+    term in the spec."""
+    found: Found = []
+    seen: set[str] = set()
+    for start in folded:
+        chain: list[str] = []
+        current: str | None = start
+        while current is not None and current in folded and current not in seen:
+            seen.add(current)
+            chain.append(current)
+            current = folded[current].replaced_by
+        if current is not None and current in chain:
+            ring = chain[chain.index(current) :]
+            first = min(ring, key=lambda t: index.get(t, len(index)))
+            if first in index:
+                ring = ring[ring.index(first) :] + ring[: ring.index(first)]
+                message = "replacedBy cycle: " + " -> ".join([*ring, first])
+                found.append((("terms", index[first], "replacedBy"), message, first))
+    return found
 
 
 def _locate(
