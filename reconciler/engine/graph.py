@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import graphlib
+import re
 from collections.abc import Iterable
 
 from reconciler.errors import SpecError, SpecProblem
+from reconciler.kinds.base import Claimer
 from reconciler.kinds.registry import Registry
 from reconciler.specs import Resource, SpecSet
+
+_LAST_PART = re.compile(r"(\.[^.\[]+|\[[^\]]*\])$")  # `.url` or `[1]` at the end of a field
 
 
 def dependencies(specs: SpecSet, registry: Registry) -> dict[str, set[str]]:
@@ -25,6 +29,7 @@ def dependencies(specs: SpecSet, registry: Registry) -> dict[str, set[str]]:
                 message = f"depends on {target}, which no spec defines"
                 problems.append(_problem(resource, message, field))
         graph[address] = {t for t in wanted if t in resources}
+    problems += _shared_claims(resources, registry)
     try:
         tuple(graphlib.TopologicalSorter(graph).static_order())
     except graphlib.CycleError as error:
@@ -54,6 +59,30 @@ def with_dependencies(graph: dict[str, set[str]], targets: Iterable[str]) -> set
     return found
 
 
+def _shared_claims(resources: dict[str, Resource], registry: Registry) -> list[SpecProblem]:
+    """A file or directory that two resources would write (each undoing the other)."""
+    owners: dict[str, Resource] = {}
+    problems = []
+    for resource in resources.values():
+        controller = registry[resource.kind]
+        if not isinstance(controller, Claimer):
+            continue
+        for claim, field in controller.claims(resource).items():
+            first = owners.setdefault(claim, resource)
+            if first is not resource:
+                message = f"{first.address} ({first.location}) already writes {claim}"
+                problems.append(_problem(resource, message, field))
+    return problems
+
+
 def _problem(resource: Resource, message: str, field: str) -> SpecProblem:
-    line = resource.lines.get(field, resource.line)
-    return SpecProblem(resource.file, line, message, resource.address, field)
+    return SpecProblem(resource.file, _line(resource, field), message, resource.address, field)
+
+
+def _line(resource: Resource, field: str) -> int:
+    """The line of `field`, or of the nearest field around it that has one recorded."""
+    while field in resource.lines or _LAST_PART.search(field):
+        if field in resource.lines:
+            return resource.lines[field]
+        field = _LAST_PART.sub("", field)
+    return resource.line

@@ -121,3 +121,15 @@ class Rollbacker(Protocol):
         """Go back to `to` (kind-specific: a release or version number; None: the previous
         good one); the result's `pin` says what the resource is held at."""
         ...
+
+
+@runtime_checkable
+class Claimer(Protocol):
+    """Optional capability: what a resource writes that no other resource may write too
+    (two taxonomies in one file, two environments in one directory would undo each other
+    on every apply)."""
+
+    def claims(self, resource: Resource) -> dict[str, str]:
+        """Each thing written, as a phrase (`the file REPO@BRANCH:PATH`) -> the field that
+        names it (for error messages)."""
+        ...

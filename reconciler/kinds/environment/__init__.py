@@ -45,6 +45,10 @@ class EnvironmentController:
             found[f"Mirror/{spec.source.mirror}"] = "spec.source.mirror"
         return found
 
+    def claims(self, resource: Resource) -> dict[str, str]:
+        """The target directory: one environment's releases and `current` per directory."""
+        return {f"the directory {_spec(resource).target.path}": "spec.target.path"}
+
     def observe(self, resource: Resource, context: Context) -> BaseModel:
         """Resolve the ref; read `current`, the releases and their manifests."""
         return observe_environment(resource, context)

@@ -29,6 +29,11 @@ class TaxonomyController:
         """A Taxonomy depends on nothing but what `metadata.dependsOn` says."""
         return {}
 
+    def claims(self, resource: Resource) -> dict[str, str]:
+        """Every target file: one taxonomy per file."""
+        targets = spec_of(resource).targets
+        return {f"the file {t.unit}": f"spec.targets[{i}].path" for i, t in enumerate(targets)}
+
     def observe(self, resource: Resource, context: Context) -> BaseModel:
         """Read every target's file at its branch tip, and the version last applied to it."""
         return observe_taxonomy(resource.address, spec_of(resource), context)
