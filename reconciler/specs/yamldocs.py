@@ -12,6 +12,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError, YAMLWarning
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
 MAX_DEPTH = 100  # deeper documents are refused before recursion (parser, pydantic) gives out
@@ -59,6 +60,10 @@ def read_documents(text: str) -> list[tuple[Any, int]]:
         raise YamlSyntaxError(
             f"invalid YAML: nested deeper than {MAX_DEPTH} levels", _deep_flow_line(text)
         ) from None
+    except TypeError:  # ruamel cannot build a key like `? [{a: 1}]` (an unhashable mapping)
+        raise YamlSyntaxError(
+            "invalid YAML: a mapping key may not be a list or a mapping", _complex_key_line(text)
+        ) from None
     except YAMLError as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
         raise YamlSyntaxError(f"invalid YAML: {first}", None) from None
@@ -86,6 +91,22 @@ def _reused_anchor(message: str) -> tuple[str, int | None]:
     if found is None:
         return "?", None
     return found["anchor"], int(found["line"])
+
+
+def _complex_key_line(text: str) -> int:
+    """The line of the first mapping key that is not a scalar (the file composes: only
+    building its values failed)."""
+    stack: list[Node] = [n for n in YAML(typ="rt").compose_all(text) if n is not None]
+    while stack:
+        node = stack.pop(0)
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                if not isinstance(key, ScalarNode):
+                    return int(key.start_mark.line) + 1
+                stack.append(value)
+        elif isinstance(node, SequenceNode):
+            stack += node.value
+    return 1
 
 
 def _codepoint(character: Any) -> str:
