@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 MASK = "***"
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
@@ -49,4 +49,9 @@ def strip_userinfo(url: str) -> tuple[str, str | None, str | None]:
     if not parts.scheme or "@" not in parts.netloc or parts.scheme in ("ssh", "git+ssh"):
         return url, None, None
     host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=host)), parts.username, parts.password
+    user, password = parts.username, parts.password  # percent-encoded, as written in a URL
+    return (
+        urlunsplit(parts._replace(netloc=host)),
+        unquote(user) if user is not None else None,
+        unquote(password) if password is not None else None,
+    )

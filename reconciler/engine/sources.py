@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from reconciler.errors import ReconcilerError, SpecError, SpecProblem
 from reconciler.git import GitRunner, Remote
+from reconciler.redaction import Redactor, strip_userinfo
 from reconciler.specs import SpecSet, load_directory
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -36,6 +37,17 @@ class GitSpecSource:
         ref, _, path = fragment.partition(":")
         return cls(location, ref or "HEAD", path.strip("/") or ".")
 
+    def remote(self) -> Remote:
+        """The repository; credentials written in the URL travel beside it (to git through
+        GIT_ASKPASS, and to the redactor), never in a command line, a message or the store."""
+        url, username, password = strip_userinfo(self.url)
+        return Remote(url, username, password)
+
+
+def shown(text: str) -> str:
+    """`--specs` as printed and recorded: any credentials in a URL masked."""
+    return Redactor()(text)
+
 
 def load_specs(
     text: str,
@@ -48,18 +60,18 @@ def load_specs(
     if source is None:
         return load_directory(Path(text), registry_models, source=text)
     commit, root = _export(source, cache_dir, git)
-    display = f"{source.url}@{commit[:7]}:" + ("" if source.path == "." else source.path)
+    display = f"{shown(source.url)}@{commit[:7]}:" + ("" if source.path == "." else source.path)
     return load_directory(
         root / source.path,
         registry_models,
-        source=text,
+        source=shown(text),
         commit=commit,
         display_root=display.rstrip(":/") if source.path == "." else display,
     )
 
 
 def _export(source: GitSpecSource, cache_dir: Path, git: GitRunner) -> tuple[str, Path]:
-    remote = Remote(source.url)
+    remote = source.remote()
     key = hashlib.sha256(remote.git_url().encode()).hexdigest()[:16]
     repo = cache_dir / "specs" / f"{key}.git"
     try:
@@ -79,7 +91,8 @@ def _export(source: GitSpecSource, cache_dir: Path, git: GitRunner) -> tuple[str
         )
         commit = git.run(["rev-parse", "refs/specs/head^{commit}"], cwd=repo).stdout.strip()
     except ReconcilerError as error:
-        raise SpecError([SpecProblem(f"{source.url}#{source.ref}", None, str(error))]) from None
+        where = f"{shown(source.url)}#{source.ref}"
+        raise SpecError([SpecProblem(where, None, str(error))]) from None
     root = cache_dir / "specs" / key / commit
     if not root.exists():
         _extract(git, repo, commit, source.path, root)

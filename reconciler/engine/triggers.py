@@ -13,7 +13,7 @@ import watchfiles
 
 from reconciler.engine.sources import GitSpecSource
 from reconciler.errors import ReconcilerError
-from reconciler.git import GitRunner, Remote
+from reconciler.git import GitRunner
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 
@@ -101,8 +101,9 @@ class CommitPoller:
 
     def head(self) -> str | None:
         """The sha the ref names at the source now (None: not an advertised ref)."""
-        remote = Remote(self.source.url)
-        result = self.git.run(["ls-remote", remote.git_url(), self.source.ref], timeout=60)
+        remote = self.source.remote()
+        args = ["ls-remote", remote.git_url(), self.source.ref]
+        result = self.git.run(args, timeout=60, remote=remote)
         lines = [line.split("\t") for line in result.stdout.splitlines() if "\t" in line]
         exact = [
             sha for sha, ref in lines if ref in (self.source.ref, f"refs/heads/{self.source.ref}")

@@ -23,7 +23,7 @@ from reconciler.engine.listener import HookServer
 from reconciler.engine.metrics import WatchMetrics
 from reconciler.engine.planning import hold_drift, load, make_plan
 from reconciler.engine.plans import Plan
-from reconciler.engine.sources import GitSpecSource
+from reconciler.engine.sources import GitSpecSource, shown
 from reconciler.engine.triggers import CommitPoller, Triggers, watch_directory
 from reconciler.engine.workspace import Workspace
 from reconciler.errors import LockHeld, ReconcilerError, SpecError
@@ -80,7 +80,7 @@ class Watcher:
         self.log(
             {
                 "event": "watching",
-                "specs": self.workspace.specs,
+                "specs": shown(self.workspace.specs),
                 "listen": server.address if server else None,
             }
         )

@@ -277,6 +277,21 @@ def build_servers(root: Path) -> None:
     app.push(make_bare(root / "http" / "app.git"), "main:main", "refs/tags/v1:refs/tags/v1")
 
 
+def specs_repository(root: Path, http: GitHttpServer, password: str) -> str:
+    """Specs in a git repository behind the same server: `RECONCILER_SPECS` is its URL with
+    the sentinel as password (a git source's credentials have nowhere else to go)."""
+    work = WorkRepo.create(root / "infra-work")
+    creds = f'username: bot, password: "${{{VAR}}}"'
+    spec = (
+        "apiVersion: reconciler/v1\nkind: Mirror\nmetadata: {name: from-git}\nspec:\n"
+        f'  source: {{url: "{http.url("src.git")}", {creds}}}\n'
+        f"  destinations: [{{url: {root / 'local' / 'from-git.git'}}}]\n"
+    )
+    work.commit("specs", {"specs/mirror.yaml": spec})
+    work.push(make_bare(root / "http" / "infra.git"), "main:main")
+    return http.url("infra.git", username="bot", password=password) + "#main:specs"
+
+
 def run_everything(flow: Flow, addresses: list[str], wrong: str) -> None:
     """Every command a user would run, on success and failure paths (the full size runs
     each read command for every resource and in every format)."""
@@ -307,6 +322,11 @@ def run_everything(flow: Flow, addresses: list[str], wrong: str) -> None:
             flow.run(*command)
         flow.run("plan", "--json", "--detailed-exitcode")
         flow.run("watch", "--once", "--log-format", "text", "--listen", "off")
+    # Specs read from git, with the sentinel in the source URL.
+    source = {"RECONCILER_SPECS": flow.env["SPECS_URL"]}
+    assert flow.run("apply", "--yes", env=source).code == 0
+    flow.run("history", "--json", env=source)
+    flow.run("watch", "--once", "--log-format", "json", "--listen", "off", env=source)
     # Again with a wrong password: every request is refused.
     for args in (["-v", "plan"], ["apply", "--yes"]) + ((["status", "--json"],) if full else ()):
         flow.run(*args, env={VAR: wrong})
@@ -381,6 +401,7 @@ def test_a_sentinel_credential_never_leaks(ws: Workspace) -> None:
         Receiver() as receiver,
     ):
         write_specs(flow, http, refusing, down, receiver)
+        flow.env["SPECS_URL"] = specs_repository(ws.root, http, password)
         addresses = [
             "Mirror/secure",
             "Mirror/denied",
