@@ -13,6 +13,7 @@ import io
 import json
 import os
 import random
+import shutil
 import sqlite3
 import sys
 import textwrap
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dulwich.errors import NotGitRepository
 from dulwich.repo import Repo
 from ruamel.yaml import YAML, YAMLError
 
@@ -230,6 +232,14 @@ class World:
                 work.tag(f"r{self.round}")
             work.push(work.path.parent.parent / "src" / f"{work.path.name}.git")
             done.append(f"commit on {work.path.name}")
+        if self.rng.random() < 0.1:  # a wiped backup: the next apply creates it again
+            wiped = (
+                self.root
+                / self.rng.choice(DEST_ORGS)
+                / f"m{self.rng.randrange(self.mirrors):02d}.git"
+            )
+            shutil.rmtree(wiped, ignore_errors=True)
+            done.append(f"wiped {wiped}")
         if self.rng.random() < 0.4:
             name = self.rng.choice(sorted(self.terms))
             self.terms[name].append(
@@ -278,7 +288,10 @@ class World:
         problems = []
         for org in DEST_ORGS:
             for path in sorted((self.root / org).glob("*.git")):
-                repo = Repo(str(path))
+                try:
+                    repo = Repo(str(path))
+                except NotGitRepository:
+                    continue  # a kill during `git init`: no refs yet; the re-run creates it
                 try:
                     refs = repo.refs.as_dict()
                     for ref, sha in sorted(refs.items()):
