@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.errors import TemporaryError
 from reconciler.git.process import GitRunner
 from reconciler.git.remotes import Remote
+
+STALE_LOCK_SECONDS = 5.0
 
 # `git push --porcelain` flags: what happened to each ref.
 _FLAGS = {
@@ -58,6 +61,7 @@ def push(
     """
     if not updates:
         return []
+    cleared = clear_stale_locks(remote, [u.ref for u in updates])
     args = ["push", "--porcelain", "--no-verify"]
     args += [u.lease() for u in updates]
     args += [remote.git_url(), *(u.refspec() for u in updates)]
@@ -72,7 +76,37 @@ def push(
     ]
     if result.returncode != 0 and all(o.ok for o in outcomes):
         raise TemporaryError(runner.redact(f"git push: {result.stderr.strip()}"))
+    if cleared:
+        note = "; removed " + ", ".join(cleared)
+        outcomes = [RefOutcome(o.ref, o.ok, o.summary + note) for o in outcomes]
     return outcomes
+
+
+def clear_stale_locks(remote: Remote, refs: list[str]) -> list[str]:
+    """Remove lock files a killed git left in a local repository on the way of `refs`.
+
+    git never removes a `.lock` its dead process left, and every later update of that ref
+    is refused ("failed to update ref") until a person deletes it. A live git holds a ref
+    lock for milliseconds (and waits at most 1 s for one), so a lock older than
+    STALE_LOCK_SECONDS belongs to nobody. Network remotes are the server's business.
+    """
+    if not remote.is_local:
+        return []
+    root = remote.local_path
+    if (root / ".git").is_dir():
+        root = root / ".git"
+    names = [*refs, "HEAD", "packed-refs"]
+    cleared = []
+    for name in names:
+        lock = root / f"{name}.lock"
+        try:
+            age = time.time() - lock.stat().st_mtime
+        except OSError:
+            continue  # no lock: the usual case
+        if age >= STALE_LOCK_SECONDS:
+            lock.unlink(missing_ok=True)
+            cleared.append(f"a stale {name}.lock ({age:.0f}s old, left by a killed git)")
+    return cleared
 
 
 def _parse(stdout: str) -> list[RefOutcome]:
