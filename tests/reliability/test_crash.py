@@ -1,7 +1,9 @@
 """Crash consistency (issue 6): `kill -9` of `reconciler apply` at many points of a mixed set
 (30 mirrors x 3 destinations, 2 taxonomies x 4 targets, 2 environments), then a re-run.
 
-Each round makes new work, starts `apply --yes`, and kills it when a seeded schedule says:
+Each round makes new work (commits and tags on some sources, now and then a wiped
+destination, a taxonomy term change, a downstream edit of a target, a new app commit),
+starts `apply --yes`, and kills it when a seeded schedule says:
 after a random delay (start-up, observe, plan, lock) or when the n-th journal entry of the
 new revision is pending, running or finished (the test reads the store's journal
 read-only while the apply runs). Half of the kills hit the process alone (its git children
@@ -28,7 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.gitservers import git
+from tests.conftest import Workspace
+from tests.gitservers import WorkRepo, git, make_bare, refs_of
 from tests.reliability.mixedset import (
     DEST_ORGS,
     ENVIRONMENTS,
@@ -379,3 +382,46 @@ def test_a_deploy_killed_before_its_verify_is_verified_and_recorded_by_the_next_
         assert release is not None and not release_problems(release, verified=True)
         assert (release / "BUILT").read_text().strip() == tip, name  # production unblocked
     assert reconciler(world, "plan", "--detailed-exitcode").returncode == 0
+
+
+def test_a_ref_lock_left_by_a_killed_git_is_cleared_once_stale(ws: Workspace) -> None:
+    """Regression: a group kill during a push left `refs/heads/main.lock` and `HEAD.lock`
+    in a local destination, and every later push of main was refused ("failed to update
+    ref") for good. A lock older than a few seconds is removed and named; a fresh one (a
+    git that may still be running) is left alone."""
+    work = WorkRepo.create(ws.root / "work", bare_remote=make_bare(ws.root / "src.git"))
+    work.commit("one", {"a.txt": "1\n"})
+    work.push(ws.root / "src.git")
+    ws.write_spec(
+        "mirror.yaml",
+        f"""
+        apiVersion: reconciler/v1
+        kind: Mirror
+        metadata: {{name: m}}
+        spec:
+          source: {{url: {ws.root / "src.git"}}}
+          destinations: [{{url: {ws.root / "dst.git"}}}]
+        """,
+    )
+    assert ws.run("apply", "--yes").code == 0
+    locks = [
+        ws.root / "dst.git" / "refs" / "heads" / "main.lock",
+        ws.root / "dst.git" / "HEAD.lock",
+    ]
+    for lock in locks:
+        lock.write_text("")  # what a killed receive-pack leaves
+    tip = work.commit("two", {"a.txt": "2\n"})
+    work.push(ws.root / "src.git")
+
+    fresh = ws.run("apply", "--yes")  # the git holding it might still be alive
+    assert fresh.code == 1 and "failed to update ref" in fresh.output, fresh.output
+    assert all(lock.exists() for lock in locks)
+
+    for lock in locks:
+        os.utime(lock, (time.time() - 60, time.time() - 60))
+    stale = ws.run("apply", "--yes")
+    assert stale.code == 0, stale.output
+    assert refs_of(ws.root / "dst.git")["refs/heads/main"] == tip
+    assert not any(lock.exists() for lock in locks)
+    history = ws.run("history", "Mirror/m", "--json").stdout
+    assert "stale refs/heads/main.lock" in history and "stale HEAD.lock" in history, history
