@@ -46,7 +46,7 @@ from tests.reliability.scale import seed, size
 
 KILLS = size(4, 100)
 MIRRORS = size(30, 30)
-RERUNS = 3  # applies allowed to converge after a kill
+RERUNS = 3  # applies allowed to converge after a kill (2 s, 4 s apart)
 POLL = 0.003  # seconds between reads of the journal while an apply runs
 
 
@@ -221,6 +221,7 @@ def converge(world: World, cut_off: list[JournalRow], tally: Tally) -> None:
             _check_interrupted(world, cut_off, running_revisions, rerun.stdout, tally)
         if rerun.returncode == 0:
             break
+        time.sleep(2 * attempt)  # back off like watch does (a killed git's lock goes stale)
     else:
         raise AssertionError(f"no convergence in {RERUNS} applies:\n{rerun.stdout[-3000:]}")
     plan = reconciler(world, "plan", "--detailed-exitcode")
