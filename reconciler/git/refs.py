@@ -68,7 +68,7 @@ def _dulwich_refs(remote: Remote, redact: Redactor) -> RefListing:
     except NotGitRepository:
         raise GitError(f"{remote}: not a git repository") from None
     except (OSError, HangupException, GitProtocolError) as error:
-        raise TemporaryError(redact(f"{remote}: cannot list refs: {error}")) from None
+        raise TemporaryError(redact(f"{remote}: cannot list refs: {_detail(error)}")) from None
     except Exception as error:  # dulwich raises many kinds (HTTP status, urllib3 errors)
         raise _classify(remote, error, redact) from None
     refs = {
@@ -126,8 +126,22 @@ def _read(path: str) -> str:
 
 
 def _classify(remote: Remote, error: Exception, redact: Redactor) -> GitError | TemporaryError:
-    text = redact(f"{remote}: cannot list refs: {type(error).__name__}: {error}")
+    detail = _detail(error)
+    if detail == str(error):
+        detail = f"{type(error).__name__}: {error}"
+    text = redact(f"{remote}: cannot list refs: {detail}")
     lowered = text.lower()
     if "401" in lowered or "403" in lowered or "404" in lowered or "authentication" in lowered:
         return GitError(text)
     return TemporaryError(text)
+
+
+def _detail(error: Exception) -> str:
+    """What went wrong, without urllib3's wrapping (dulwich re-raises its MaxRetryError):
+    "Failed to establish a new connection: [Errno 111] Connection refused" instead of the
+    pool, the URL again and "Max retries exceeded"."""
+    for candidate in (error, error.__cause__, error.__context__):
+        reason = getattr(candidate, "reason", None)
+        if isinstance(reason, Exception):
+            return str(reason).split("): ", 1)[-1]
+    return str(error)

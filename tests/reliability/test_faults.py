@@ -247,6 +247,7 @@ def _stopped(
     blocked = [ln for ln in result.stdout.splitlines() if ln.startswith("blocked Mirror/remote:")]
     assert len(blocked) == 1, result.output
     assert world.remote_url in blocked[0] and "refused" in blocked[0].lower(), blocked[0]
+    assert "Max retries" not in blocked[0] and "HTTPConnection" not in blocked[0], blocked[0]
     figures.faults_injected += 1
     figures.failed_clearly += 1
     figures.others_succeeded += world.assert_others_in_sync()
