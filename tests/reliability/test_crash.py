@@ -322,6 +322,9 @@ def test_kill_9_at_many_points_and_every_rerun_converges(tmp_path: Path) -> None
     assert not fsck, f"destinations fail git fsck: {fsck}"
     if KILLS >= 100:  # the full run must have hit every phase of the journal
         assert len(tally.phases) == 4, tally.phases
+    ((stale_locks,),) = store_query(  # locks of killed git processes that a re-run cleared
+        world.state, "SELECT COUNT(*) FROM history WHERE entry LIKE '%left by a killed git%'"
+    )
     seconds = time.monotonic() - started
     record(
         "crash",
@@ -331,12 +334,13 @@ def test_kill_9_at_many_points_and_every_rerun_converges(tmp_path: Path) -> None
         lost=len(tally.lost),
         interrupted_seen=tally.interrupted_seen,
         reruns=tally.reruns,
+        stale_locks_cleared=stale_locks,
         completed_unkilled=tally.completed,
         phases=dict(tally.phases),
         modes=dict(tally.modes),
     )
     tally.seconds = Counter({k: round(v) for k, v in tally.seconds.items()})
-    print(f"crash: {tally} in {seconds:.0f}s")
+    print(f"crash: {tally}, stale locks cleared {stale_locks}, in {seconds:.0f}s")
 
 
 def test_a_deploy_killed_before_its_verify_is_verified_and_recorded_by_the_next_apply(
