@@ -16,6 +16,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import textwrap
 import time
 from contextlib import closing
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from tests.reliability.scale import seed, size
 
 PROBE = """\
 import os, sys, time
-marker, log = sys.argv[1], sys.argv[2]
+marker, log, hold = sys.argv[1], sys.argv[2], float(sys.argv[3])
 with open(log, "a") as out:
     out.write(f"enter {os.getpid()}\\n")
 try:
@@ -36,10 +37,10 @@ try:
 except FileExistsError:
     with open(log, "a") as out:
         out.write(f"overlap {os.getpid()}\\n")
-    time.sleep(0.5)
+    time.sleep(hold)
     sys.exit(0)
 try:
-    time.sleep(0.5)
+    time.sleep(hold)
 finally:
     os.rmdir(marker)
 """
@@ -86,25 +87,31 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
 
 
-def _rig(ws: Workspace) -> Rig:
-    origin = make_bare(ws.root / "app.git")
-    app = WorkRepo.create(ws.root / "app", origin)
+def _rig(ws: Workspace, hold: float = 0.5, specs: str = "specs") -> Rig:
+    """The Environment in `ws/SPECS`, its build hook holding the marker `hold` seconds."""
+    origin = ws.root / "app.git"
+    if not origin.exists():
+        make_bare(origin)
+    app = WorkRepo.create(ws.root / f"app-{specs}", origin)
     probe = ws.root / "probe.py"
     probe.write_text(PROBE)
     marker, log = ws.root / "applying", ws.root / "probe.log"
-    run = f'["{sys.executable}", "{probe}", "{marker}", "{log}"]'
-    ws.write_spec(
-        "env.yaml",
-        f"""
-        apiVersion: reconciler/v1
-        kind: Environment
-        metadata: {{name: prod}}
-        spec:
-          source: {{repo: {origin}, ref: main}}
-          target: {{path: {ws.root / "deploy"}}}
-          build: [{{run: {run}, timeout: 30s}}]
-          keepReleases: 3
-        """,
+    run = f'["{sys.executable}", "{probe}", "{marker}", "{log}", "{hold}"]'
+    spec = ws.root / specs / "env.yaml"
+    spec.parent.mkdir(exist_ok=True)
+    spec.write_text(
+        textwrap.dedent(
+            f"""
+            apiVersion: reconciler/v1
+            kind: Environment
+            metadata: {{name: prod}}
+            spec:
+              source: {{repo: {origin}, ref: main}}
+              target: {{path: {ws.root / "deploy" / specs}}}
+              build: [{{run: {run}, timeout: 30s}}]
+              keepReleases: 3
+            """
+        )
     )
     rig = Rig(ws, app, origin, log)
     rig.new_commit("c0")
@@ -173,10 +180,16 @@ def test_two_applies_and_a_watch_never_apply_at_once(ws: Workspace) -> None:
 
 
 def test_the_overlap_detector_sees_two_holders(ws: Workspace) -> None:
-    """Control: two stores mean two locks; their builds overlap, and the probe notices."""
-    rig = _rig(ws)
-    first, second = ws.root / "a" / "reconciler.db", ws.root / "b" / "reconciler.db"
-    processes = [rig.start("apply", "--yes", state=s) for s in (first, second)]
+    """Control: two stores mean two locks; their builds overlap, and the probe notices.
+    (Separate specs and targets, the same probe; a 5 s hold makes the overlap certain.)"""
+    rig = _rig(ws, hold=5, specs="specs")
+    _rig(ws, hold=5, specs="specs-b")
+    processes = [
+        rig.start("--specs", specs, "apply", "--yes", state=ws.root / specs / "reconciler.db")
+        for specs in ("specs", "specs-b")
+    ]
     for process in processes:
-        process.communicate(timeout=120)
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, out + err
+    assert rig.hook_runs() == 2
     assert rig.overlaps(), rig.log.read_text()
