@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from reconciler.git.process import GitRunner
-from reconciler.git.remotes import Remote
+from reconciler.git.remotes import Remote, is_repository
 
 _locks: dict[Path, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -42,12 +42,12 @@ class BareCache:
         self.runner = runner
 
     def exists(self) -> bool:
-        """True once the cache repository has been created."""
-        return (self.path / "HEAD").exists()
+        """True once the cache repository has been created (completely)."""
+        return is_repository(self.path)
 
     def _ensure(self) -> None:
         if self.exists():
-            return
+            return  # else absent, or half made by a killed run: `git init` completes it
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.runner.run(["init", "--quiet", "--bare", str(self.path)])
         for key, value in _CACHE_CONFIG:
@@ -68,7 +68,7 @@ class ObjectCache(BareCache):
         wanted = sorted(set(shas) - known)
         if not wanted:
             return []
-        if not (self.path / "HEAD").exists():
+        if not self.exists():
             return wanted
         from dulwich.objects import ObjectID  # dulwich only when objects are asked about
         from dulwich.repo import Repo
@@ -138,12 +138,14 @@ class ObjectCache(BareCache):
         )
         for key, value in _CACHE_CONFIG:
             self.runner.run(["config", key, value], cwd=partial)
+        if self.path.exists():  # half made by a killed run: nothing in it to keep
+            shutil.rmtree(self.path)
         partial.rename(self.path)
 
     def fast_forwards(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bool]:
         """For each (old, new): is `old` an ancestor of `new`? Unknown objects count as no."""
         pairs = list(pairs)
-        if not pairs or not (self.path / "HEAD").exists():
+        if not pairs or not self.exists():
             return dict.fromkeys(pairs, False)
         from dulwich.graph import can_fast_forward
         from dulwich.objects import ObjectID

@@ -42,7 +42,7 @@ class FileBranch(BareCache):
 
     def has(self, commit: str) -> bool:
         """True when the cache holds `commit`."""
-        if not (self.path / "HEAD").exists():
+        if not self.exists():
             return False
         repo = Repo(str(self.path))
         try:

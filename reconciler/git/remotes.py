@@ -40,11 +40,12 @@ class Remote:
         return Path(unquote(parts.path)) if parts.scheme == "file" else Path(self.url)
 
     def exists(self) -> bool:
-        """For a local remote: whether a repository is there. Network remotes are assumed to."""
+        """For a local remote: whether a whole repository is there (a `git init` killed
+        half-way leaves HEAD without `objects/`: not one). Network remotes are assumed to."""
         if not self.is_local:
             return True
         path = self.local_path
-        return (path / "HEAD").is_file() or (path / ".git" / "HEAD").is_file()
+        return is_repository(path) or is_repository(path / ".git")
 
     def git_url(self) -> str:
         """The URL to hand to git (absolute path for local remotes)."""
@@ -52,3 +53,9 @@ class Remote:
 
     def __str__(self) -> str:
         return self.url
+
+
+def is_repository(path: Path) -> bool:
+    """True for a git directory git can use: HEAD and `objects/` (`git init` writes
+    `objects/` last, so a half-made one lacks it and a new `git init` completes it)."""
+    return (path / "HEAD").is_file() and (path / "objects").is_dir()
