@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -430,3 +431,36 @@ def test_a_ref_lock_left_by_a_killed_git_is_cleared_once_stale(ws: Workspace) ->
     assert not any(lock.exists() for lock in locks)
     history = ws.run("history", "Mirror/m", "--json").stdout
     assert "stale refs/heads/main.lock" in history and "stale HEAD.lock" in history, history
+
+
+def test_a_repository_half_made_by_a_killed_git_init_is_completed(ws: Workspace) -> None:
+    """Regression: a kill during `git init --bare` of a new destination left HEAD, config and
+    refs/ without objects/; it counted as existing, so every later push failed ("Could not
+    read from remote repository") and the mirror never converged. The same for the cache."""
+    work = WorkRepo.create(ws.root / "work", bare_remote=make_bare(ws.root / "src.git"))
+    work.commit("one", {"a.txt": "1\n"})
+    work.push(ws.root / "src.git")
+    ws.write_spec(
+        "mirror.yaml",
+        f"""
+        apiVersion: reconciler/v1
+        kind: Mirror
+        metadata: {{name: m}}
+        spec:
+          source: {{url: {ws.root / "src.git"}}}
+          destinations: [{{url: {ws.root / "dst.git"}}}]
+        """,
+    )
+    assert ws.run("apply", "--yes").code == 0
+    shutil.rmtree(ws.root / "dst.git")
+    make_bare(ws.root / "dst.git")
+    shutil.rmtree(ws.root / "dst.git" / "objects")  # what the killed `git init` left
+    for cache in (ws.root / "state" / "cache").glob("*/*.git"):
+        shutil.rmtree(cache / "objects")
+    tip = work.commit("two", {"a.txt": "2\n"})
+    work.push(ws.root / "src.git")
+
+    applied = ws.run("apply", "--yes")
+    assert applied.code == 0, applied.output
+    assert refs_of(ws.root / "dst.git")["refs/heads/main"] == tip
+    assert ws.run("plan", "--detailed-exitcode").code == 0
