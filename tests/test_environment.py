@@ -281,3 +281,19 @@ def test_a_command_the_shell_cannot_find_ends_retries_at_once(tmp_path: Path) ->
     outcome = run_check(check, tmp_path, {})
     assert not outcome.ok and "exited 127" in outcome.detail
     assert time.monotonic() - started < 10  # not 50 retries a second apart
+
+
+def test_a_first_release_that_fails_verify_is_never_reported_healthy(
+    ws: Workspace, app: WorkRepo
+) -> None:
+    # Nothing earlier to roll back to: current stays on the failed release, and every
+    # later plan and status must say so rather than "as the spec wants".
+    env_spec(ws, verify='[{run: ["sh", "-c", "exit 3"]}]')
+    assert ws.run("apply", "--yes").code == 1
+    again = ws.run("plan", "--detailed-exitcode")
+    assert again.code == 2 and "not deployed again until the spec changes" in again.stdout
+    status = json.loads(ws.run("status", "--json").stdout)[0]
+    assert status["health"] == "Degraded", status
+    env_spec(ws, ref="v2")  # a new spec deploys again, and verifies
+    assert ws.run("apply", "--yes").code == 0
+    assert ws.run("plan", "--detailed-exitcode").code == 0

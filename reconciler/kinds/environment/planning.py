@@ -36,22 +36,33 @@ def plan_environment(
             health = "healthy" if seen.healthy else f"not healthy ({seen.message})"
             return _blocked(unit, f"requires {required} on {wanted}; {required} {runs}, {health}")
     running = _running(name, observed)
-    if observed.current_sha == observed.sha and not observed.drift and not observed.link_problem:
-        if _unrecorded(observed, unit_state):
-            steps = confirm_steps(spec, observed, running)
-            change: ChangeAction = "update" if unit_state else "create"
-            return ResourcePlan(change, str(steps[0]["reason"]), (Action(unit, tuple(steps)),))
-        return ResourcePlan("noop", f"{running}, as the spec wants")
-    failed = (unit_state or {}).get("failed") or {}
     problem = observed.link_problem or (
         "altered by hand: " + ", ".join(observed.drift) if observed.drift else None
     )
-    if failed.get("sha") == observed.sha and failed.get("spec") == spec_digest and not problem:
+    # Checked before "as the spec wants": a first release that failed verify has nothing
+    # to roll back to and stays current, but it is not what the spec asked for. A rollback
+    # to an earlier release of the same commit is what the spec wants, though.
+    failed = (unit_state or {}).get("failed") or {}
+    healthy_same_commit = observed.current_sha == observed.sha and (
+        observed.current != failed.get("release")
+    )
+    if (
+        failed.get("sha") == observed.sha
+        and failed.get("spec") == spec_digest
+        and not problem
+        and not healthy_same_commit
+    ):
         return _blocked(
             unit,
             f"{wanted} failed in release {failed.get('release')} ({failed.get('stage')}); "
             "not deployed again until the spec changes",
         )
+    if observed.current_sha == observed.sha and not problem:
+        if _unrecorded(observed, unit_state):
+            steps = confirm_steps(spec, observed, running)
+            change: ChangeAction = "update" if unit_state else "create"
+            return ResourcePlan(change, str(steps[0]["reason"]), (Action(unit, tuple(steps)),))
+        return ResourcePlan("noop", f"{running}, as the spec wants")
     reason = f"{running}; {problem}" if problem else f"{running}, spec wants {wanted}"
     known = [r["name"] for r in (unit_state or {}).get("releases", [])]
     steps = deploy_steps(spec, observed, known, reason)
