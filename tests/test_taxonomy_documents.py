@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
@@ -63,6 +63,7 @@ def test_a_changed_term_changes_only_its_own_lines(fmt: str) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(min_size=1, max_size=30), st.lists(st.text(min_size=1, max_size=10), max_size=3))
+@example("A\n", [])  # written plain once, and read back without its line break
 def test_any_text_survives_the_yaml_writer_and_both_readers(label: str, aliases: list[str]) -> None:
     terms = {"x": Term("x", label, aliases=frozenset(aliases), description=label)}
     text = render("docs", terms, "yaml")

@@ -8,13 +8,13 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-KIND_PATTERN = re.compile(r"^[A-Z][A-Za-z0-9]*$")
-_DURATION = re.compile(r"^(?P<n>\d+)(?P<unit>[smhd]?)$")
+NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+KIND_PATTERN = re.compile(r"^[A-Z][A-Za-z0-9]*\Z")
+_DURATION = re.compile(r"^(?P<n>\d+)(?P<unit>[smhd]?)\Z")
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 # Characters git forbids in ref names (git-check-ref-format), which a glob can never match.
 _BAD_REF_CHARS = re.compile(r"[\s~^:\\\x00-\x1f\x7f]")
-_BAD_REF_SEQUENCE = re.compile(r"\.\.|^/|/$|//|@\{|\.lock$|\.$")
+_BAD_REF_SEQUENCE = re.compile(r"\.\.|^/|/\Z|//|@\{|\.lock\Z|\.\Z")
 
 
 class FieldError(ValueError):

@@ -16,7 +16,7 @@ from reconciler.kinds.environment.releases import Layout, drift, read_manifest
 from reconciler.kinds.mirror.model import MirrorSpec
 from reconciler.specs import Resource
 
-_SHA = re.compile(r"^[0-9a-f]{7,40}$")
+_SHA = re.compile(r"^[0-9a-f]{7,40}\Z")
 
 
 class RequiredObserved(BaseModel):

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 SLOTS = ("blue", "green")
-_RELEASE = re.compile(r"^(?P<number>\d+)-(?P<short>[0-9a-f]{7,40})$")
+_RELEASE = re.compile(r"^(?P<number>\d+)-(?P<short>[0-9a-f]{7,40})\Z")
 
 
 def release_name(number: int, sha: str) -> str:

@@ -19,7 +19,7 @@ from pydantic import (
 
 from reconciler.specs.types import Address, Command, Duration, FieldError, Timeout
 
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")  # an HTTP token
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+\Z")  # an HTTP token
 
 KINDS = ("Mirror", "Taxonomy", "Environment")
 

@@ -20,7 +20,7 @@ from reconciler.kinds.locations import check_location, separate_credentials
 from reconciler.specs.types import FieldError, RefGlob
 
 REPO_PLACEHOLDER = "{repo}"
-_REPO_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_REPO_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 
 
 class RemoteSpec(BaseModel):

@@ -30,8 +30,8 @@ from reconciler.kinds.taxonomy.folding import Fold, fold
 from reconciler.kinds.taxonomy.terms import Taxonomy, Term
 from reconciler.specs.types import FieldError
 
-_TERM_ID = re.compile(r"^[A-Za-z0-9_]+(?:[.-][A-Za-z0-9_]+)*$")
-_BRANCH_BAD = re.compile(r"[\s~^:?*\[\\\x00-\x1f\x7f]|\.\.|@\{|//|^/|/$|\.lock$|^-")
+_TERM_ID = re.compile(r"^[A-Za-z0-9_]+(?:[.-][A-Za-z0-9_]+)*\Z")
+_BRANCH_BAD = re.compile(r"[\s~^:?*\[\\\x00-\x1f\x7f]|\.\.|@\{|//|^/|/\Z|\.lock\Z|^-")
 _SUFFIXES = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
 
 

@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 # Plain scalars YAML 1.1 and 1.2 both read back as the same string.
-_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_ ./()&+'-]*$")
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_ ./()&+'-]*")
 _RESERVED = frozenset(["y", "n", "yes", "no", "on", "off", "true", "false", "null"])
 # Characters YAML does not allow unescaped inside double quotes, or folds as line breaks
 # (JSON leaves them raw).
@@ -37,7 +37,7 @@ def scalar(value: Any) -> str:
     if value is True or value is False:
         return "true" if value else "false"
     text = str(value)
-    if _PLAIN.match(text) and not text.endswith(" ") and text.lower() not in _RESERVED:
+    if _PLAIN.fullmatch(text) and not text.endswith(" ") and text.lower() not in _RESERVED:
         return text
     quoted = json.dumps(text, ensure_ascii=False)
     return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", quoted)
