@@ -9,8 +9,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from reconciler.errors import GitError, ReconcilerError, TemporaryError
-from reconciler.git.remotes import Remote
+from reconciler.git.remotes import Remote, network_timeout
 from reconciler.redaction import Redactor
+
+
+def _stall_limit() -> list[str]:
+    """git over http gives up on a transfer slower than 1 byte/s for the network timeout
+    (git:// has no such setting: the run's own timeout ends it)."""
+    seconds = max(1, round(network_timeout()))
+    return ["-c", "http.lowSpeedLimit=1", "-c", f"http.lowSpeedTime={seconds}"]
+
 
 # git's words for failures that a later attempt may not meet again.
 _TRANSIENT = (
@@ -79,7 +87,7 @@ class GitRunner:
     ) -> subprocess.CompletedProcess[str]:
         """Run `git ARGS`; on failure raise TemporaryError or GitError with scrubbed output."""
         # A credential helper configured by the user must not answer for us (or store our secret).
-        command = ["git", "-c", "credential.helper=", "-c", "core.askPass=", *args]
+        command = ["git", "-c", "credential.helper=", "-c", "core.askPass=", *_stall_limit(), *args]
         try:
             result = subprocess.run(
                 command,

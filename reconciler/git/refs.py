@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from reconciler.errors import GitError, TemporaryError
-from reconciler.git.remotes import Remote
+from reconciler.git.remotes import Remote, network_timeout
 from reconciler.redaction import Redactor
 
 MIRRORED_PREFIXES = ("refs/heads/", "refs/tags/")
@@ -45,19 +47,15 @@ def _dulwich_refs(remote: Remote, redact: Redactor) -> RefListing:
             result = LocalGitClient().get_refs(
                 str(remote.local_path).encode(), ref_prefix=_PREFIXES
             )
-        elif remote.scheme in ("http", "https") and remote.password is not None:
-            # Our own header: dulwich encodes Basic credentials as latin-1, git as UTF-8
-            # (and it ignores `extra_headers`); urllib3 drops it on a cross-host redirect.
-            import urllib3  # only here: importing it costs 70 ms of every run
-            from dulwich.client import Urllib3HttpGitClient
-
-            token = base64.b64encode(f"{remote.username or ''}:{remote.password}".encode())
-            pool = urllib3.PoolManager(
-                headers={"Authorization": "Basic " + token.decode()}, timeout=30.0
+        elif remote.scheme in ("http", "https"):
+            result = _http_client(remote).get_refs(
+                urlsplit(remote.url).path.encode(), ref_prefix=_PREFIXES
             )
-            http = Urllib3HttpGitClient(remote.url, pool_manager=pool)
-            result = http.get_refs(urlsplit(remote.url).path.encode(), ref_prefix=_PREFIXES)
         else:
+            if remote.scheme == "git":
+                # dulwich's git:// client opens its socket without a timeout: a server that
+                # accepts and never answers would hang the run. The default covers it.
+                socket.setdefaulttimeout(network_timeout())
             client, path = get_transport_and_path(
                 remote.url,
                 username=remote.username,
@@ -81,6 +79,21 @@ def _dulwich_refs(remote: Remote, redact: Redactor) -> RefListing:
         refs={n: s for n, s in refs.items() if n.startswith(MIRRORED_PREFIXES)},
         head=head.decode() if head else None,
     )
+
+
+def _http_client(remote: Remote) -> Any:
+    """A dulwich http client with a read timeout and, given a password, our own header:
+    dulwich encodes Basic credentials as latin-1, git as UTF-8 (and it ignores
+    `extra_headers`); urllib3 drops the header on a cross-host redirect."""
+    import urllib3  # only here: importing it costs 70 ms of every run
+    from dulwich.client import Urllib3HttpGitClient
+
+    headers = {}
+    if remote.password is not None:
+        token = base64.b64encode(f"{remote.username or ''}:{remote.password}".encode())
+        headers["Authorization"] = "Basic " + token.decode()
+    pool = urllib3.PoolManager(headers=headers, timeout=network_timeout())
+    return Urllib3HttpGitClient(remote.url, pool_manager=pool)
 
 
 def read_local_refs(path: Path) -> RefListing | None:
@@ -140,6 +153,8 @@ def _detail(error: Exception) -> str:
     """What went wrong, without urllib3's wrapping (dulwich re-raises its MaxRetryError):
     "Failed to establish a new connection: [Errno 111] Connection refused" instead of the
     pool, the URL again and "Max retries exceeded"."""
+    if isinstance(error, TimeoutError) or "timed out" in str(error).lower():
+        return f"no answer within {network_timeout():g} s (RECONCILER_NETWORK_TIMEOUT)"
     for candidate in (error, error.__cause__, error.__context__):
         reason = getattr(candidate, "reason", None)
         if isinstance(reason, Exception):

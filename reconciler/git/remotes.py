@@ -9,6 +9,19 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 NETWORK_SCHEMES = ("git", "http", "https", "ssh", "git+ssh")
+DEFAULT_NETWORK_TIMEOUT = 60.0
+
+
+def network_timeout() -> float:
+    """Seconds a network read may wait for a silent server (`$RECONCILER_NETWORK_TIMEOUT`,
+    default 60): a stalled server then fails its resource instead of hanging the run."""
+    try:
+        seconds = float(os.environ.get("RECONCILER_NETWORK_TIMEOUT", DEFAULT_NETWORK_TIMEOUT))
+    except ValueError:
+        return DEFAULT_NETWORK_TIMEOUT
+    return seconds if seconds > 0 else DEFAULT_NETWORK_TIMEOUT
+
+
 _SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?[^@/:]{2,}:")
 
 

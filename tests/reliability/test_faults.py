@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -337,3 +338,41 @@ def _wait_for(log: Path, match: object, count: int = 1, timeout: float = 60) -> 
             return events
         time.sleep(0.05)
     raise AssertionError(f"no {count} matching events in {timeout}s:\n{log.read_text()}")
+
+
+def test_a_server_that_accepts_and_never_answers_fails_its_mirror_not_the_run(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """A stalled server (the connection is accepted, no byte ever comes back) must not hang
+    plan or apply: its mirrors fail after the network timeout, the others are applied."""
+    started = time.monotonic()
+    with socket.create_server(("127.0.0.1", 0)) as stalled:  # listens, never accepts
+        port = stalled.getsockname()[1]
+        stalled_urls = [f"git://127.0.0.1:{port}/dst.git", f"http://127.0.0.1:{port}/dst.git"]
+        world = _world(ws, stalled_urls[0], tmp_path / "unused", auth=False)
+        spec = ws.root / "specs" / "mirrors.yaml"
+        spec.write_text(
+            spec.read_text().replace(
+                f'- {{url: "{stalled_urls[0]}"}}',
+                f'- {{url: "{stalled_urls[0]}"}}\n    - {{url: "{stalled_urls[1]}"}}',
+            )
+        )
+        env = {"RECONCILER_NETWORK_TIMEOUT": "2"}
+        plan = ws.run("plan", env=env, timeout=60)
+        result = ws.run("apply", "--yes", env=env, timeout=60)
+    _clean(plan)
+    _clean(result)
+    assert result.code == 1, result.output
+    blocked = [ln for ln in result.stdout.splitlines() if ln.startswith("blocked Mirror/remote:")]
+    assert len(blocked) == 2, result.output
+    for url in stalled_urls:
+        (line,) = [ln for ln in blocked if f" {url}:" in ln]
+        assert "no answer within 2 s" in line, line
+    others = world.assert_others_in_sync()
+    record(
+        "faults: stalled git server",
+        time.monotonic() - started,
+        stalled_transports=2,
+        failed_clearly=len(blocked),
+        others_succeeded=others,
+    )
