@@ -297,3 +297,24 @@ def test_a_first_release_that_fails_verify_is_never_reported_healthy(
     env_spec(ws, ref="v2")  # a new spec deploys again, and verifies
     assert ws.run("apply", "--yes").code == 0
     assert ws.run("plan", "--detailed-exitcode").code == 0
+
+
+def test_verify_stops_waiting_once_the_service_activate_started_has_exited(
+    ws: Workspace, app: WorkRepo
+) -> None:
+    # The service detaches (its own session, as a daemon does) and crashes half a second
+    # later: 30 retries a second apart would take 30 s; they end once it is gone.
+    crashing = (
+        "import subprocess, sys; subprocess.Popen([sys.executable, '-c',"
+        " 'import time; time.sleep(0.5)'], start_new_session=True, stdout=subprocess.DEVNULL)"
+    )
+    env_spec(
+        ws,
+        verify=f'[{{http: "http://127.0.0.1:{free_port()}/health", retries: 30, interval: 1s}}]',
+        extra=f'activate: [{{run: ["{PY}", "-c", "{crashing}"]}}]',
+    )
+    started = time.monotonic()
+    result = ws.run("apply", "--yes")
+    assert result.code == 1 and "failed verify" in result.stdout, result.output
+    assert "activate left running (pid " in result.stdout and "have exited" in result.stdout
+    assert time.monotonic() - started < 15, result.output

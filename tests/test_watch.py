@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import Workspace
 from tests.gitservers import WorkRepo, free_port, refs_of, seed_bare
 from tests.receivers import Receiver
+from tests.test_environment import app, current, env_spec, served  # noqa: F401 (fixture)
 
 SECRET = "hook-s3cret-value"
 
@@ -221,8 +222,8 @@ def test_a_new_commit_of_the_specs_repository_is_applied(
 def test_sigterm_during_an_apply_finishes_it_and_releases_the_lock(
     ws: Workspace, watching: Callable[..., Watch]
 ) -> None:
-    app = WorkRepo.create(ws.root / "app")
-    app.commit("v1", {"VERSION": "v1\n"})
+    repo = WorkRepo.create(ws.root / "app")
+    repo.commit("v1", {"VERSION": "v1\n"})
     ws.write_spec(
         "env.yaml",
         f"""
@@ -344,3 +345,38 @@ def attempts(ws: Workspace, step: str, outcome: str) -> list[tuple[int]]:
     with sqlite3.connect(ws.state) as db:
         query = "SELECT attempt FROM remediations WHERE step = ? AND outcome = ?"
         return db.execute(query, (step, outcome)).fetchall()
+
+
+def test_watch_rolls_back_a_failing_deployment_once(
+    ws: Workspace,
+    app: WorkRepo,  # noqa: F811
+    watching: Callable[..., Watch],
+) -> None:
+    port = free_port()
+    env_spec(ws, ref="v1", port=port, extra="autoRollback: false")
+    assert ws.run("apply", "--yes").code == 0
+    env_spec(ws, ref="v3", port=port, extra="autoRollback: false")
+    assert ws.run("apply", "--yes").code == 1
+    assert "500" in served(port)  # without autoRollback the broken release stays
+    ws.write_spec(
+        "policy.yaml",
+        """
+        apiVersion: reconciler/v1
+        kind: HealthPolicy
+        metadata: {name: deploys}
+        spec:
+          selector: {addresses: [Environment/staging]}
+          interval: 1s
+          checks: [{type: deployment}]
+          remediation: [{rollback: {}}]
+        """,
+    )
+    watch = watching(extra=("--interval", "2s"))
+    watch.wait_until(lambda: attempts(ws, "rollback", "done"), timeout=30)
+    assert current(ws) == f"1-{app.rev('v1')[:7]}" and served(port) == "ok v1"
+    time.sleep(4)  # health and reconciles keep ticking: neither deploys v3 again
+    assert current(ws) == f"1-{app.rev('v1')[:7]}" and served(port) == "ok v1"
+    with sqlite3.connect(ws.state) as db:
+        rows = db.execute("SELECT step, subject FROM remediations").fetchall()
+    assert rows == [("rollback", app.rev("v3^{commit}"))], watch.text()  # no rollback loop
+    assert watch.stop() == 0

@@ -23,6 +23,7 @@ from reconciler.kinds.environment.releases import (
     switch_link,
     write_manifest,
 )
+from reconciler.kinds.environment.services import Services
 from reconciler.store import now
 
 HISTORY_KEPT = 50
@@ -52,13 +53,22 @@ class Deploy:
         }
         return {**variables, "RECONCILER_SLOT": slot} if slot else variables
 
-    def hooks(self, hooks: list[Any], release: str, sha: str, slot: str | None = None) -> Outcome:
-        """Run hooks (or checks) in order in the release directory; stop at the first failure."""
+    def hooks(
+        self,
+        hooks: list[Any],
+        release: str,
+        sha: str,
+        slot: str | None = None,
+        services: Services | None = None,
+    ) -> Outcome:
+        """Run hooks (or checks) in order in the release directory; stop at the first failure.
+        Checks stop retrying once the `services` activate left running have all exited."""
         cwd = self.layout.release(release)
+        gone = services.exited if services is not None else None
         for hook in hooks:
             env = self.env(release, sha, slot)
             checks = isinstance(hook, Check)
-            outcome = run_check(hook, cwd, env) if checks else run_hook(hook, cwd, env)
+            outcome = run_check(hook, cwd, env, gone) if checks else run_hook(hook, cwd, env)
             if not outcome.ok:
                 return outcome
         return Outcome(True, "ok")
@@ -130,7 +140,8 @@ def _verify(run: Deploy, release: str, sha: str, previous: str | None) -> tuple[
     outcome = run.hooks(run.spec.activate, release, sha, slot)
     if not outcome.ok:
         return "activate", outcome.detail
-    outcome = run.hooks(run.spec.verify, release, sha, slot)
+    services = Services.of(run.layout.release(release))
+    outcome = run.hooks(run.spec.verify, release, sha, slot, services)
     return None if outcome.ok else ("verify", outcome.detail)
 
 

@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -97,9 +97,15 @@ class _Tail:
         return f": ...{text[-800:]}" if text else ""
 
 
-def run_check(check: Check, cwd: Path, env: Mapping[str, str]) -> Outcome:
-    """Run a check, retrying `retries` times `interval` apart; a final failure (a program
-    that cannot start, a URL whose host does not resolve) ends the wait at once."""
+def run_check(
+    check: Check,
+    cwd: Path,
+    env: Mapping[str, str],
+    gone: Callable[[], str | None] | None = None,
+) -> Outcome:
+    """Run a check, retrying `retries` times `interval` apart. A final failure (a program
+    that cannot start, a URL whose host does not resolve) ends the wait at once, and so
+    does `gone` saying why nothing can change any more (the service has exited)."""
     outcome = Outcome(False, "not run")
     for attempt in range(check.retries + 1):
         if attempt:
@@ -107,6 +113,9 @@ def run_check(check: Check, cwd: Path, env: Mapping[str, str]) -> Outcome:
         outcome = http_probe(check) if check.http else run_hook(check.hook(), cwd, env)
         if outcome.ok or outcome.final:
             return outcome
+        reason = gone() if gone is not None and attempt < check.retries else None
+        if reason is not None:
+            return Outcome(False, f"{outcome.detail} ({reason}; not retried)", final=True)
     return outcome
 
 

@@ -15,6 +15,7 @@ from reconciler.kinds.base import Context
 from reconciler.kinds.environment.hooks import http_probe, run_check, run_hook
 from reconciler.kinds.environment.model import Check, EnvironmentSpec, Hook
 from reconciler.kinds.environment.releases import Layout
+from reconciler.kinds.environment.services import Services
 from reconciler.kinds.health.model import CommandCheck, HealthCheck, HttpCheck
 from reconciler.specs import Resource
 
@@ -59,8 +60,9 @@ def deployment_check(resource: Resource, context: Context) -> CheckResult:
         "RECONCILER_RELEASE": release.name,
         "RECONCILER_RELEASE_DIR": str(release),
     }
+    services = Services.of(release)  # a service that exits ends the checks' retries
     for check in spec.verify:
-        outcome = run_check(check, release, env)
+        outcome = run_check(check, release, env, services.exited)
         if not outcome.ok:
             message = context.redact(f"release {release.name}: {outcome.detail}")
             return CheckResult("deployment", "Degraded", message)
