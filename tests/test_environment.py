@@ -192,6 +192,19 @@ def test_requires_gates_production_on_a_healthy_staging(ws: Workspace, app: Work
     assert current(ws, "production").endswith(app.rev("v2")[:7])
 
 
+def test_production_does_not_wait_on_a_staging_that_failed(ws: Workspace, app: WorkRepo) -> None:
+    # Production's own verify would retry for a minute; staging's failure ends it at once.
+    env_spec(ws, name="staging", ref="v1", verify='[{run: ["sh", "-c", "exit 3"]}]')
+    slow = '[{run: ["sh", "-c", "exit 1"], retries: 60, interval: 1s}]'
+    env_spec(ws, name="production", ref="v1", verify=slow, extra="requires: [staging]")
+    started = time.monotonic()
+    result = ws.run("apply", "--yes")
+    assert result.code == 1 and "failed verify" in result.stdout, result.output
+    assert "blocked Environment/production: requires staging on v1" in result.stdout
+    assert time.monotonic() - started < 20
+    assert not (ws.root / "deploy" / "production" / "current").exists()
+
+
 def test_rollback_pins_until_the_spec_changes(ws: Workspace, app: WorkRepo) -> None:
     env_spec(ws, ref="v1")
     assert ws.run("apply", "--yes").code == 0
