@@ -201,7 +201,9 @@ def test_dry_run_lists_and_changes_nothing(ws: Workspace) -> None:
     assert ws.run("plan", "--detailed-exitcode").code == 0
 
 
-def test_failing_deployment_is_rolled_back_once(ws: Workspace, app: WorkRepo) -> None:  # noqa: F811
+def deploy_a_broken_release(ws: Workspace, interval: str = "5m") -> int:
+    """Staging runs v3 (its service answers 500) after v1, without autoRollback, under a
+    policy that checks the deployment and rolls it back; returns the service's port."""
     port = free_port()
     env_spec(ws, ref="v1", port=port, extra="autoRollback: false")
     assert ws.run("apply", "--yes").code == 0
@@ -210,16 +212,22 @@ def test_failing_deployment_is_rolled_back_once(ws: Workspace, app: WorkRepo) ->
     assert "500" in served(port)  # without autoRollback the broken release stays
     ws.write_spec(
         "policy.yaml",
-        """
+        f"""
         apiVersion: reconciler/v1
         kind: HealthPolicy
-        metadata: {name: deploys}
+        metadata: {{name: deploys}}
         spec:
-          selector: {addresses: [Environment/staging]}
-          checks: [{type: deployment}]
-          remediation: [{rollback: {}}]
+          selector: {{addresses: [Environment/staging]}}
+          interval: {interval}
+          checks: [{{type: deployment}}]
+          remediation: [{{rollback: {{}}}}]
         """,
     )
+    return port
+
+
+def test_failing_deployment_is_rolled_back_once(ws: Workspace, app: WorkRepo) -> None:  # noqa: F811
+    port = deploy_a_broken_release(ws)
     code, report = health(ws)
     row = report["resources"][0]
     assert code == 1 and row["failing"] == "deployment" and "status 500" in row["message"]

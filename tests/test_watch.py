@@ -21,7 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import Workspace
 from tests.gitservers import WorkRepo, free_port, refs_of, seed_bare
 from tests.receivers import Receiver
-from tests.test_environment import app, current, env_spec, served  # noqa: F401 (fixture)
+from tests.test_environment import app, current, served  # noqa: F401 (fixture)
+from tests.test_health import deploy_a_broken_release
 
 SECRET = "hook-s3cret-value"
 
@@ -352,25 +353,7 @@ def test_watch_rolls_back_a_failing_deployment_once(
     app: WorkRepo,  # noqa: F811
     watching: Callable[..., Watch],
 ) -> None:
-    port = free_port()
-    env_spec(ws, ref="v1", port=port, extra="autoRollback: false")
-    assert ws.run("apply", "--yes").code == 0
-    env_spec(ws, ref="v3", port=port, extra="autoRollback: false")
-    assert ws.run("apply", "--yes").code == 1
-    assert "500" in served(port)  # without autoRollback the broken release stays
-    ws.write_spec(
-        "policy.yaml",
-        """
-        apiVersion: reconciler/v1
-        kind: HealthPolicy
-        metadata: {name: deploys}
-        spec:
-          selector: {addresses: [Environment/staging]}
-          interval: 1s
-          checks: [{type: deployment}]
-          remediation: [{rollback: {}}]
-        """,
-    )
+    port = deploy_a_broken_release(ws, interval="1s")
     watch = watching(extra=("--interval", "2s"))
     watch.wait_until(lambda: attempts(ws, "rollback", "done"), timeout=30)
     assert current(ws) == f"1-{app.rev('v1')[:7]}" and served(port) == "ok v1"
