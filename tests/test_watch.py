@@ -220,6 +220,40 @@ def test_a_new_commit_of_the_specs_repository_is_applied(
     assert watch.stop() == 0
 
 
+def test_a_broken_spec_commit_is_reported_by_status_until_a_good_one_lands(
+    ws: Workspace, watching: Callable[..., Watch]
+) -> None:
+    seed_bare(ws.root / "src" / "core.git", branches=("main",), commits=1)
+    infra = WorkRepo.create(ws.root / "infra")
+    good = (
+        "apiVersion: reconciler/v1\nkind: Mirror\nmetadata: {name: one}\n"
+        f"spec:\n  source: {{url: {ws.root}/src/core.git}}\n"
+        f"  destinations: [{{url: {ws.root}/dst/one.git}}]\n"
+    )
+    infra.commit("good", {"specs/one.yaml": good})
+    infra.tag("good")
+    source = f"file://{infra.path}#HEAD:specs"
+    watch = watching("--specs", source, extra=("--poll", "1s"))
+    watch.wait_until(lambda: (ws.root / "dst" / "one.git" / "HEAD").exists())
+    assert "warning" not in ws.run("--specs", source, "status").stderr
+    infra.commit("broken", {"specs/one.yaml": good.replace("destinations", "destination")})
+    watch.wait_until(lambda: "outcome=invalid" in watch.text(), timeout=40)
+    # A person looking at the resources (here through the last good commit) is told.
+    status = ws.run("--specs", f"file://{infra.path}#good:specs", "status", "--json")
+    assert status.code == 0 and json.loads(status.stdout)[0]["sync"] == "Synced"
+    broken = infra.rev("HEAD")[:7]
+    assert f"watch: reconcile invalid: file://{infra.path}@{broken}:specs/one.yaml:4:" in (
+        status.stderr
+    ), status.stderr
+    assert "spec.destination: unknown field" in status.stderr
+    assert "the last good state keeps running" in status.stderr
+    assert refs_of(ws.root / "dst" / "one.git") == refs_of(ws.root / "src" / "core.git")
+    infra.commit("fixed", {"specs/one.yaml": good})
+    watch.wait_until(lambda: "trigger=commit outcome=success" in watch.text(), timeout=40)
+    assert "warning" not in ws.run("--specs", source, "status").stderr
+    assert watch.stop() == 0
+
+
 def test_sigterm_during_an_apply_finishes_it_and_releases_the_lock(
     ws: Workspace, watching: Callable[..., Watch]
 ) -> None:

@@ -24,7 +24,7 @@ from reconciler.engine.applying import ActionReport, Listener, locked_apply
 from reconciler.engine.planning import load, make_plan
 from reconciler.engine.plans import Plan, load_plan
 from reconciler.engine.staleness import check_current
-from reconciler.engine.status import status_rows
+from reconciler.engine.status import status_rows, watch_problem
 from reconciler.engine.workspace import Workspace
 from reconciler.errors import ReconcilerError, SpecError
 from reconciler.specs.types import parse_duration
@@ -273,6 +273,9 @@ def status(as_json: bool, targets: tuple[str, ...]) -> int:
     """Per resource: sync status, health, last apply, pins (observes now)."""
     workspace = _workspace()
     rows = status_rows(make_plan(workspace, load(workspace), list(targets)), workspace.store)
+    problem = watch_problem(workspace.store)
+    if problem is not None:  # on stderr: `status --json` stays the list DESIGN.md gives
+        stderr.print(f"[yellow]warning:[/yellow] {escape(problem)}", highlight=False)
     if as_json:
         render.print_json(stdout, rows)
         return 0

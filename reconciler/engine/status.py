@@ -37,6 +37,18 @@ def observation_of(change: Change, record: ResourceRecord | None) -> Observation
     )
 
 
+WATCH_EVENTS = "watch: reconcile"
+
+
+def watch_problem(store: Store) -> str | None:
+    """The error of the last reconcile a watcher could not carry out (a spec that does not
+    validate, the lock held, ...) while no later one succeeded; None otherwise."""
+    event = store.last_event(WATCH_EVENTS)
+    if event is None or event["level"] != "error":
+        return None
+    return f"{event['message']} (at {event['at']}; the last good state keeps running)"
+
+
 def status_rows(plan: Plan, store: Store) -> list[dict[str, Any]]:
     """`status --json`: one row per resource."""
     rows = []

@@ -24,6 +24,7 @@ from reconciler.engine.metrics import WatchMetrics
 from reconciler.engine.planning import hold_drift, load, make_plan
 from reconciler.engine.plans import Plan
 from reconciler.engine.sources import GitSpecSource, shown
+from reconciler.engine.status import WATCH_EVENTS, watch_problem
 from reconciler.engine.triggers import CommitPoller, Triggers, watch_directory
 from reconciler.engine.workspace import Workspace
 from reconciler.errors import LockHeld, ReconcilerError, SpecError
@@ -186,7 +187,7 @@ class Watcher:
 
     def _failed(self, trigger: str, started: float, outcome: str, problems: list[str]) -> bool:
         message = self.workspace.redact("; ".join(problems))
-        self.workspace.store.add_event("error", f"watch: reconcile {outcome}: {message}")
+        self.workspace.store.add_event("error", f"{WATCH_EVENTS} {outcome}: {message}")
         seconds = self._finish(outcome, started, message)
         self.log(
             {
@@ -205,6 +206,8 @@ class Watcher:
         self.metrics.duration.observe(seconds)
         if outcome == "success":
             self.metrics.last_success.set(time.time())
+            if watch_problem(self.workspace.store):  # `status` stops reporting the error
+                self.workspace.store.add_event("info", f"{WATCH_EVENTS} success: error resolved")
         self.last = {"reconcile": _stamp(), "outcome": outcome, "error": error}
         return seconds
 

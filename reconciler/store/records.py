@@ -297,6 +297,12 @@ class Store(StoreDatabase):
         """The newest events first."""
         return self.query("SELECT * FROM events ORDER BY id DESC LIMIT ?", (limit,))
 
+    def last_event(self, prefix: str) -> dict[str, Any] | None:
+        """The newest event whose message starts with `prefix`."""
+        query = "SELECT * FROM events WHERE substr(message, 1, ?) = ? ORDER BY id DESC LIMIT 1"
+        rows = self.query(query, (len(prefix), prefix))
+        return rows[0] if rows else None
+
 
 def _resource(row: dict[str, Any]) -> ResourceRecord:
     return ResourceRecord(**{**row, "spec": loads(row["spec"]), "state": loads(row["state"])})
