@@ -14,31 +14,26 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
 
 from reconciler.cli import render
+from reconciler.cli.context import (
+    current_workspace,
+    parallelism_option,
+    seconds,
+    stderr,
+    stdout,
+    targets_option,
+)
 from reconciler.cli.example import EXAMPLE_MIRRORS
+from reconciler.cli.inspect import history, schema, state, status
 from reconciler.engine import rollback as rollbacks
 from reconciler.engine.applying import ActionReport, Listener, locked_apply
 from reconciler.engine.planning import load, make_plan
 from reconciler.engine.plans import Plan, load_plan
 from reconciler.engine.staleness import check_current
-from reconciler.engine.status import status_rows, watch_problem
 from reconciler.engine.workspace import Workspace
 from reconciler.errors import ReconcilerError, SpecError
-from reconciler.specs.types import parse_duration
-
-
-def _console(to_stderr: bool) -> Console:
-    console = Console(stderr=to_stderr, highlight=False, soft_wrap=True)
-    if not console.is_terminal:
-        console.width = 200  # pipes and files: no terminal width to fit, keep tables on one line
-    return console
-
-
-stdout = _console(False)
-stderr = _console(True)
 
 
 class LazyGroup(click.Group):
@@ -86,12 +81,6 @@ def cli(ctx: click.Context, specs: str, state: Path, verbose: bool) -> None:
     ctx.obj = Workspace(specs=specs, state=state)
 
 
-def _workspace() -> Workspace:
-    workspace = click.get_current_context().find_object(Workspace)
-    assert workspace is not None
-    return workspace
-
-
 @cli.command()
 @click.argument("directory", default="specs", type=click.Path(file_okay=False, path_type=Path))
 def init(directory: Path) -> int:
@@ -108,29 +97,9 @@ def init(directory: Path) -> int:
 @cli.command()
 def validate() -> int:
     """Load and validate every spec; exit 0 or 1."""
-    specs = load(_workspace())
+    specs = load(current_workspace())
     stdout.print(f"{len(specs.resources)} resources valid ({specs.digest[:19]}).")
     return 0
-
-
-def _targets_option(function: Any) -> Any:
-    return click.option(
-        "--target",
-        "targets",
-        multiple=True,
-        metavar="ADDR",
-        help="Only this resource (and what it depends on); repeatable.",
-    )(function)
-
-
-def _parallelism_option(function: Any) -> Any:
-    return click.option(
-        "--parallelism",
-        default=4,
-        show_default=True,
-        type=click.IntRange(1, 64),
-        help="Actions run at once.",
-    )(function)
 
 
 @cli.command()
@@ -146,8 +115,8 @@ def _parallelism_option(function: Any) -> Any:
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan for `apply FILE`."
 )
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when changes are pending.")
-@_targets_option
-@_parallelism_option
+@targets_option
+@parallelism_option
 def plan(
     as_json: bool,
     fmt: str,
@@ -157,7 +126,7 @@ def plan(
     parallelism: int,
 ) -> int:
     """Observe, diff and print the plan; changes nothing but the observation cache."""
-    workspace = _workspace()
+    workspace = current_workspace()
     workspace.parallelism = parallelism
     result = make_plan(workspace, load(workspace), list(targets))
     if out is not None:
@@ -186,15 +155,15 @@ def _show_plan(result: Plan, fmt: str) -> None:
     show_default=True,
     help="Wait this long for another apply's lock (e.g. 30s) before giving up.",
 )
-@_targets_option
-@_parallelism_option
+@targets_option
+@parallelism_option
 def apply(
     planfile: Path | None, yes: bool, lock_timeout: str, targets: tuple[str, ...], parallelism: int
 ) -> int:
     """Apply a fresh plan, or exactly a saved one (refused if stale)."""
-    workspace = _workspace()
+    workspace = current_workspace()
     workspace.parallelism = parallelism
-    timeout = _duration(lock_timeout, "--lock-timeout")
+    timeout = seconds(lock_timeout, "--lock-timeout")
     if planfile is not None and targets:
         raise click.UsageError("--target cannot be combined with a saved plan")
 
@@ -266,88 +235,6 @@ def _progress() -> Iterator[Listener]:
         yield _ProgressListener(progress)
 
 
-@cli.command()
-@click.option("--json", "as_json", is_flag=True)
-@_targets_option
-def status(as_json: bool, targets: tuple[str, ...]) -> int:
-    """Per resource: sync status, health, last apply, pins (observes now)."""
-    workspace = _workspace()
-    rows = status_rows(make_plan(workspace, load(workspace), list(targets)), workspace.store)
-    problem = watch_problem(workspace.store)
-    if problem is not None:  # on stderr: `status --json` stays the list DESIGN.md gives
-        stderr.print(f"[yellow]warning:[/yellow] {escape(problem)}", highlight=False)
-    if as_json:
-        render.print_json(stdout, rows)
-        return 0
-    columns = ("RESOURCE", "SYNC", "HEALTH", "LAST APPLIED", "REV", "MESSAGE")
-    render.table(
-        stdout,
-        columns,
-        [
-            (
-                r["address"],
-                r["sync"],
-                r["health"],
-                r["last_applied_at"] or "never",
-                r["revision"],
-                r["message"],
-            )
-            for r in rows
-        ],
-    )
-    return 0
-
-
-@cli.command()
-@click.argument("address", required=False)
-@click.option("--json", "as_json", is_flag=True)
-def history(address: str | None, as_json: bool) -> int:
-    """Revisions, or one resource's history (what moved, per apply)."""
-    store = _workspace().store
-    if address is None:
-        revisions = store.revisions()
-        if as_json:
-            render.print_json(stdout, revisions)
-            return 0
-        render.table(
-            stdout,
-            ("REV", "STARTED", "TRIGGER", "OUTCOME", "COMMIT", "SPECS DIGEST"),
-            [
-                (
-                    r["id"],
-                    r["started_at"],
-                    r["trigger"],
-                    r["outcome"],
-                    (r["specs_commit"] or "")[:12],
-                    (r["specs_digest"] or "")[:19],
-                )
-                for r in revisions
-            ],
-        )
-        return 0
-    entries = store.history(address)
-    if not entries and store.resource(address) is None:
-        raise ReconcilerError(f"no history for {address}")
-    if as_json:
-        render.print_json(stdout, entries)
-        return 0
-    render.table(
-        stdout,
-        ("AT", "REV", "UNIT", "OUTCOME", "WHAT HAPPENED"),
-        [
-            (
-                e["at"],
-                e.get("revision"),
-                e.get("unit", ""),
-                e.get("outcome", e.get("event", "")),
-                e.get("summary", "-"),
-            )
-            for e in entries
-        ],
-    )
-    return 0
-
-
 @cli.command("rollback")
 @click.argument("address")
 @click.option("--to", "to", metavar="REV", help="The release or version to return to.")
@@ -355,11 +242,11 @@ def history(address: str | None, as_json: bool) -> int:
 @click.option("--lock-timeout", default="0", show_default=True, help="Wait for the lock.")
 def rollback_command(address: str, to: str | None, unpin: bool, lock_timeout: str) -> int:
     """Return a resource to an earlier recorded revision, and pin it there."""
-    workspace = _workspace()
+    workspace = current_workspace()
     if unpin:
         stdout.print(rollbacks.unpin(workspace, address))
         return 0
-    result = rollbacks.rollback(workspace, address, to, _duration(lock_timeout, "--lock-timeout"))
+    result = rollbacks.rollback(workspace, address, to, seconds(lock_timeout, "--lock-timeout"))
     colour = "green" if result.outcome == "done" else "red"
     stdout.print(f"[{colour}]{result.outcome}[/{colour}] {escape(result.message)}")
     if result.pin:
@@ -367,60 +254,8 @@ def rollback_command(address: str, to: str | None, unpin: bool, lock_timeout: st
     return 0 if result.outcome == "done" else 1
 
 
-@cli.group()
-def state() -> None:
-    """Read the state store; release a stale lock."""
-
-
-@state.command("list")
-def state_list() -> int:
-    """Every resource in the store."""
-    store = _workspace().store
-    render.table(
-        stdout,
-        ("RESOURCE", "OUTCOME", "LAST APPLIED", "REV"),
-        [(r.address, r.outcome, r.last_applied_at, r.revision_id) for r in store.resources()],
-    )
-    stdout.print(f"serial {store.serial()}, schema version {store.schema_version()}", style="dim")
-    return 0
-
-
-@state.command("show")
-@click.argument("address")
-def state_show(address: str) -> int:
-    """One resource's stored record (spec with secrets masked, state, outcome)."""
-    store = _workspace().store
-    record = store.resource(address)
-    if record is None:
-        raise ReconcilerError(f"{address} is not in the state store")
-    observation = store.observation(address)
-    data = {**record.__dict__, "observation": observation.__dict__ if observation else None}
-    render.print_json(stdout, data)
-    return 0
-
-
-@state.command("unlock")
-@click.option("--force", is_flag=True, help="Remove the lock even if its holder looks alive.")
-def state_unlock(force: bool) -> int:
-    """Release a stale apply lock."""
-    stdout.print(_workspace().store.lock.unlock(force))
-    return 0
-
-
-@cli.command()
-def schema() -> int:
-    """Print the JSON Schema of every kind's spec."""
-    from reconciler.engine.schema import json_schema
-
-    render.print_json(stdout, json_schema(_workspace().registry))
-    return 0
-
-
-def _duration(text: str, option: str) -> float:
-    try:
-        return parse_duration(int(text) if text.isdigit() else text).total_seconds()
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint=option) from None
+for _command in (status, history, state, schema):
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
 from rich.markup import escape
 
+from reconciler.cli.context import current_workspace, stdout
 from reconciler.engine.planning import load
-from reconciler.engine.workspace import Workspace
 from reconciler.errors import ReconcilerError
 from reconciler.kinds.taxonomy.model import TargetSpec, TaxonomySpec
 from reconciler.kinds.taxonomy.pulling import PullReport, check_pullable, pull_taxonomy
-
-stdout = Console(highlight=False, soft_wrap=True)
 
 
 @click.group("taxonomy")
@@ -32,8 +29,7 @@ def taxonomy_group() -> None:
 def pull(name: str, target: str | None, dry_run: bool) -> int:
     """Bring the edits made in NAME's target files back into its spec file (keeping the
     file's comments and key order), ready to be committed."""
-    workspace = click.get_current_context().find_object(Workspace)
-    assert workspace is not None
+    workspace = current_workspace()
     specs = load(workspace)
     resource = specs.by_address().get(f"Taxonomy/{name}")
     if resource is None:

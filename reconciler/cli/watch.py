@@ -11,38 +11,17 @@ from types import FrameType
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
 
 from reconciler.cli import render
+from reconciler.cli.context import current_workspace, seconds, stdout
 from reconciler.engine.healing import heal
 from reconciler.engine.health import UNHEALTHY, HealthReport, check_health
 from reconciler.engine.metrics import prometheus_text, store_metrics
 from reconciler.engine.planning import load
 from reconciler.engine.watching import Watcher, WatchOptions
-from reconciler.engine.workspace import Workspace
-from reconciler.specs.types import parse_duration
 
 SECRET_VARIABLE = "RECONCILER_WEBHOOK_SECRET"
-stdout = Console(highlight=False, soft_wrap=True)
-if not stdout.is_terminal:
-    stdout.width = 200  # pipes: keep table rows on one line, as the other commands do
-
-
-def _workspace() -> Workspace:
-    workspace = click.get_current_context().find_object(Workspace)
-    assert workspace is not None
-    return workspace
-
-
-def _seconds(text: str, option: str) -> float:
-    try:
-        value = parse_duration(int(text) if text.isdigit() else text).total_seconds()
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint=option) from None
-    if value <= 0:
-        raise click.BadParameter("must be more than 0", param_hint=option)
-    return value
 
 
 def _listen(text: str) -> tuple[str, int] | None:
@@ -74,13 +53,13 @@ def _listen(text: str) -> tuple[str, int] | None:
 def watch(interval: str, poll: str, listen: str, once: bool, log_format: str) -> int:
     """Reconcile continuously: on spec changes, new commits, webhooks and every interval."""
     options = WatchOptions(
-        interval=_seconds(interval, "--interval"),
-        poll=_seconds(poll, "--poll"),
+        interval=seconds(interval, "--interval", positive=True),
+        poll=seconds(poll, "--poll", positive=True),
         listen=_listen(listen),
         secret=os.environ.get(SECRET_VARIABLE) or None,
         once=once,
     )
-    watcher = Watcher(_workspace(), options, _logger(log_format))
+    watcher = Watcher(current_workspace(), options, _logger(log_format))
     if once:
         return 0 if watcher.once() else 1
 
@@ -117,7 +96,7 @@ def _text(value: Any) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def health(as_json: bool) -> int:
     """Run the health policies' checks now; exit 1 when anything is unhealthy."""
-    workspace = _workspace()
+    workspace = current_workspace()
     report = check_health(workspace, load(workspace))
     if as_json:
         render.print_json(stdout, report.to_json())
@@ -140,7 +119,7 @@ def _show_health(report: HealthReport) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 def heal_command(dry_run: bool, as_json: bool) -> int:
     """Check now, then run the remediations the policies call for."""
-    workspace = _workspace()
+    workspace = current_workspace()
     specs = load(workspace)
     actions = heal(workspace, specs, check_health(workspace, specs), dry_run=dry_run)
     if as_json:
@@ -165,7 +144,7 @@ def heal_command(dry_run: bool, as_json: bool) -> int:
 )
 def metrics(fmt: str) -> int:
     """Success rates, timings and resources per health, computed from the store."""
-    store = _workspace().store
+    store = current_workspace().store
     if fmt == "json":
         render.print_json(stdout, store_metrics(store))
     else:

@@ -1,0 +1,62 @@
+"""What every command shares: the two consoles, the invocation's workspace, durations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.console import Console
+
+from reconciler.engine.workspace import Workspace
+from reconciler.specs.types import parse_duration
+
+
+def _console(to_stderr: bool) -> Console:
+    console = Console(stderr=to_stderr, highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 200  # pipes and files: no terminal width to fit, keep tables on one line
+    return console
+
+
+stdout = _console(False)
+stderr = _console(True)
+
+
+def current_workspace() -> Workspace:
+    """The workspace the top-level options (`--specs`, `--state`) made for this invocation."""
+    found = click.get_current_context().find_object(Workspace)
+    assert found is not None
+    return found
+
+
+def seconds(text: str, option: str, positive: bool = False) -> float:
+    """An option's duration (`30s`, `5m`, `0`) in seconds; a usage error names the option."""
+    try:
+        value = parse_duration(int(text) if text.isdigit() else text).total_seconds()
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint=option) from None
+    if positive and value <= 0:
+        raise click.BadParameter("must be more than 0", param_hint=option)
+    return value
+
+
+def targets_option(function: Any) -> Any:
+    """`--target ADDR`, repeatable."""
+    return click.option(
+        "--target",
+        "targets",
+        multiple=True,
+        metavar="ADDR",
+        help="Only this resource (and what it depends on); repeatable.",
+    )(function)
+
+
+def parallelism_option(function: Any) -> Any:
+    """`--parallelism N` (default 4)."""
+    return click.option(
+        "--parallelism",
+        default=4,
+        show_default=True,
+        type=click.IntRange(1, 64),
+        help="Actions run at once.",
+    )(function)

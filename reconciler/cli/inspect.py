@@ -1,0 +1,143 @@
+"""The commands that read: `status` (observes now), `history`, `state`, `schema`."""
+
+from __future__ import annotations
+
+import click
+from rich.markup import escape
+
+from reconciler.cli import render
+from reconciler.cli.context import current_workspace, stderr, stdout, targets_option
+from reconciler.engine.planning import load, make_plan
+from reconciler.engine.status import status_rows, watch_problem
+from reconciler.errors import ReconcilerError
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+@targets_option
+def status(as_json: bool, targets: tuple[str, ...]) -> int:
+    """Per resource: sync status, health, last apply, pins (observes now)."""
+    workspace = current_workspace()
+    rows = status_rows(make_plan(workspace, load(workspace), list(targets)), workspace.store)
+    problem = watch_problem(workspace.store)
+    if problem is not None:  # on stderr: `status --json` stays the list DESIGN.md gives
+        stderr.print(f"[yellow]warning:[/yellow] {escape(problem)}", highlight=False)
+    if as_json:
+        render.print_json(stdout, rows)
+        return 0
+    columns = ("RESOURCE", "SYNC", "HEALTH", "LAST APPLIED", "REV", "MESSAGE")
+    render.table(
+        stdout,
+        columns,
+        [
+            (
+                r["address"],
+                r["sync"],
+                r["health"],
+                r["last_applied_at"] or "never",
+                r["revision"],
+                r["message"],
+            )
+            for r in rows
+        ],
+    )
+    return 0
+
+
+@click.command()
+@click.argument("address", required=False)
+@click.option("--json", "as_json", is_flag=True)
+def history(address: str | None, as_json: bool) -> int:
+    """Revisions, or one resource's history (what moved, per apply)."""
+    store = current_workspace().store
+    if address is None:
+        revisions = store.revisions()
+        if as_json:
+            render.print_json(stdout, revisions)
+            return 0
+        render.table(
+            stdout,
+            ("REV", "STARTED", "TRIGGER", "OUTCOME", "COMMIT", "SPECS DIGEST"),
+            [
+                (
+                    r["id"],
+                    r["started_at"],
+                    r["trigger"],
+                    r["outcome"],
+                    (r["specs_commit"] or "")[:12],
+                    (r["specs_digest"] or "")[:19],
+                )
+                for r in revisions
+            ],
+        )
+        return 0
+    entries = store.history(address)
+    if not entries and store.resource(address) is None:
+        raise ReconcilerError(f"no history for {address}")
+    if as_json:
+        render.print_json(stdout, entries)
+        return 0
+    render.table(
+        stdout,
+        ("AT", "REV", "UNIT", "OUTCOME", "WHAT HAPPENED"),
+        [
+            (
+                e["at"],
+                e.get("revision"),
+                e.get("unit", ""),
+                e.get("outcome", e.get("event", "")),
+                e.get("summary", "-"),
+            )
+            for e in entries
+        ],
+    )
+    return 0
+
+
+@click.group()
+def state() -> None:
+    """Read the state store; release a stale lock."""
+
+
+@state.command("list")
+def state_list() -> int:
+    """Every resource in the store."""
+    store = current_workspace().store
+    render.table(
+        stdout,
+        ("RESOURCE", "OUTCOME", "LAST APPLIED", "REV"),
+        [(r.address, r.outcome, r.last_applied_at, r.revision_id) for r in store.resources()],
+    )
+    stdout.print(f"serial {store.serial()}, schema version {store.schema_version()}", style="dim")
+    return 0
+
+
+@state.command("show")
+@click.argument("address")
+def state_show(address: str) -> int:
+    """One resource's stored record (spec with secrets masked, state, outcome)."""
+    store = current_workspace().store
+    record = store.resource(address)
+    if record is None:
+        raise ReconcilerError(f"{address} is not in the state store")
+    observation = store.observation(address)
+    data = {**record.__dict__, "observation": observation.__dict__ if observation else None}
+    render.print_json(stdout, data)
+    return 0
+
+
+@state.command("unlock")
+@click.option("--force", is_flag=True, help="Remove the lock even if its holder looks alive.")
+def state_unlock(force: bool) -> int:
+    """Release a stale apply lock."""
+    stdout.print(current_workspace().store.lock.unlock(force))
+    return 0
+
+
+@click.command()
+def schema() -> int:
+    """Print the JSON Schema of every kind's spec."""
+    from reconciler.engine.schema import json_schema
+
+    render.print_json(stdout, json_schema(current_workspace().registry))
+    return 0
