@@ -315,11 +315,12 @@ def test_a_first_release_that_fails_verify_is_never_reported_healthy(
 def test_verify_stops_waiting_once_the_service_activate_started_has_exited(
     ws: Workspace, app: WorkRepo
 ) -> None:
-    # The service detaches (its own session, as a daemon does) and crashes half a second
-    # later: 30 retries a second apart would take 30 s; they end once it is gone.
+    # The service detaches (its own session, as a daemon does) and crashes 2 s later:
+    # 30 retries a second apart would take 30 s; they end once it is gone.
     crashing = (
-        "import subprocess, sys; subprocess.Popen([sys.executable, '-c',"
-        " 'import time; time.sleep(0.5)'], start_new_session=True, stdout=subprocess.DEVNULL)"
+        "import subprocess, sys; subprocess.Popen([sys.executable, '-c', 'import time;"
+        " time.sleep(2)'], start_new_session=True, stdout=subprocess.DEVNULL,"
+        " stderr=subprocess.DEVNULL)"
     )
     env_spec(
         ws,

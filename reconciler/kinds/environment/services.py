@@ -49,9 +49,10 @@ class Services:
         return cls(release_dir, release_processes(release_dir))
 
     def exited(self) -> str | None:
-        """Why waiting longer is pointless (every process that was left has exited), or None
-        while one still runs or when nothing was left running to watch."""
-        if not self.pids or self.pids & release_processes(self.release_dir):
+        """Why waiting longer is pointless (no process runs for the release any more), or None
+        while one does or when nothing was left running to watch. Any process of the release
+        counts, not only those first seen: a daemon may fork anew after activate returned."""
+        if not self.pids or release_processes(self.release_dir):
             return None
         listed = ", ".join(str(pid) for pid in sorted(self.pids))
         return f"the processes activate left running (pid {listed}) have exited"
