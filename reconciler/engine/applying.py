@@ -8,7 +8,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from reconciler.engine.graph import dependencies
 from reconciler.engine.planning import replan
@@ -273,14 +273,7 @@ class _Run:
     ) -> None:
         """Journal one action's result; the resource record is written with its last action
         (rewriting it after each of hundreds of destinations made the apply quadratic)."""
-        redact = self.workspace.redact
-        # Hook output and git's words end up in messages, history and state: all redacted.
-        result = replace(
-            result,
-            message=redact(result.message),
-            state=redact.data(result.state),
-            history=redact.data(result.history),
-        )
+        result = result.redacted(self.workspace.redact)
         message = result.message
         worst = max(
             self.outcomes.get(change.address, "done"), result.outcome, key=_RANK.__getitem__

@@ -38,13 +38,7 @@ def rollback(
             store.record_result(entry, "failed", 1, message, {}, None, [])
             store.finish_revision(revision, "failed", {})
             raise ReconcilerError(f"rollback {address}: {message}") from None
-        redact = workspace.redact
-        result = replace(
-            result,
-            message=redact(result.message),
-            state=redact.data(result.state),
-            history=redact.data(result.history),
-        )
+        result = result.redacted(workspace.redact)
         message = result.message
         state = dict(record.state)
         if isinstance(result.state, dict):

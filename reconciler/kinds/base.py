@@ -8,7 +8,7 @@ except with TemporaryError (worth a retry) or another ReconcilerError (final).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -77,6 +77,16 @@ class ActionResult:
     state: Any = None  # the unit's state after the action, stored as state[unit]
     history: dict[str, Any] = field(default_factory=dict)  # with a one-line "summary"
     pin: str | None = None  # set by a rollback: what the resource is held at
+
+    def redacted(self, redact: Redactor) -> ActionResult:
+        """The result with every credential scrubbed from its message, state and history
+        (hook output and git's words end up in all three)."""
+        return replace(
+            self,
+            message=redact(self.message),
+            state=redact.data(self.state),
+            history=redact.data(self.history),
+        )
 
 
 def fingerprint(observed: BaseModel) -> str:
