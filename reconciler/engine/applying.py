@@ -9,6 +9,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Any
 
 from reconciler.engine.graph import dependencies
 from reconciler.engine.planning import replan
@@ -312,7 +313,6 @@ class _Run:
     def _updated(
         self, change: Change, action: Action, result: ActionResult, outcome: str, message: str
     ) -> ResourceRecord:
-        resource = self.resources[change.address]
         previous = self.records.get(change.address)
         state = dict(previous.state) if previous else {}
         if result.state is not None:
@@ -321,6 +321,21 @@ class _Run:
             outcome, message = "blocked", change.reason
         elif outcome != "done":
             message = "; ".join(self.failures.get(change.address, [])) or message
+        return self._new_record(change, state, outcome, message)
+
+    def record_without_actions(self, change: Change) -> None:
+        """Store a resource that needed no action (first seen in sync, or blocked)."""
+        previous = self.records.get(change.address)
+        outcome = "blocked" if change.action == "blocked" else "done"
+        record = self._new_record(change, dict(previous.state) if previous else {}, outcome)
+        self.store.put_resource(record)
+
+    def _new_record(
+        self, change: Change, state: dict[str, Any], outcome: str, message: str | None = None
+    ) -> ResourceRecord:
+        """The resource's new record (kept for its later actions); `message` defaults to
+        the change's reason."""
+        resource = self.resources[change.address]
         record = ResourceRecord(
             address=change.address,
             kind=change.kind,
@@ -331,31 +346,11 @@ class _Run:
             revision_id=self.report.revision,
             last_applied_at=now(),
             outcome=outcome,
-            message=message,
-            pinned=_pin(previous, resource),
+            message=change.reason if message is None else message,
+            pinned=_pin(self.records.get(change.address), resource),
         )
         self.records[change.address] = record
         return record
-
-    def record_without_actions(self, change: Change) -> None:
-        """Store a resource that needed no action (first seen in sync, or blocked)."""
-        resource = self.resources[change.address]
-        previous = self.records.get(change.address)
-        record = ResourceRecord(
-            address=change.address,
-            kind=change.kind,
-            name=change.name,
-            spec=resource.public_dict(),
-            spec_digest=resource.digest,
-            state=dict(previous.state) if previous else {},
-            revision_id=self.report.revision,
-            last_applied_at=now(),
-            outcome="blocked" if change.action == "blocked" else "done",
-            message=change.reason,
-            pinned=_pin(previous, resource),
-        )
-        self.records[change.address] = record
-        self.store.put_resource(record)
 
 
 def _pin(previous: ResourceRecord | None, resource: Resource) -> str | None:
