@@ -332,3 +332,67 @@ def test_verify_stops_waiting_once_the_service_activate_started_has_exited(
     assert result.code == 1 and "failed verify" in result.stdout, result.output
     assert "activate left running (pid " in result.stdout and "have exited" in result.stdout
     assert time.monotonic() - started < 15, result.output
+
+
+DAEMON = """#!/bin/sh
+# Detaches into its own session and writes its pid beside the releases; a second later,
+# LEAVE (what a daemon may do: change directory, drop its environment), runs `$1` with the
+# release directory in $DIR, and lives on.
+setsid sh -c 'echo $$ > ../../service.pid; sleep 1; LEAVE DIR="$1" sh -c "$2; exec sleep 30"' \\
+  daemon "$PWD" "$1" </dev/null >/dev/null 2>&1 &
+"""
+
+
+def daemon_activate(ws: Workspace, then: str, leave: bool) -> str:
+    """An activate hook starting DAEMON with `then`; `leave`: it leaves the release directory
+    and drops its environment, so that neither finds it any more."""
+    script = ws.root / "daemon.sh"
+    script.write_text(DAEMON.replace("LEAVE", "cd /; exec env -i" if leave else "exec env"))
+    return f'activate: [{{run: ["sh", "{script}", "{then}"]}}]'
+
+
+def test_a_service_that_drops_its_environment_is_still_waited_for(
+    ws: Workspace, app: WorkRepo
+) -> None:
+    # After 1 s nothing in its environment or working directory tells that the service
+    # belongs to the release; it is ready after 3 s. Followed by pid and start time, it is
+    # waited for, not declared exited.
+    env_spec(
+        ws,
+        verify='[{run: ["test", "-f", "ready"], retries: 10, interval: 1s}]',
+        extra=daemon_activate(ws, "sleep 2; touch $DIR/ready", leave=True),
+    )
+    result = ws.run("apply", "--yes")
+    assert result.code == 0, result.output
+    assert "healthy" in result.stdout
+
+
+def test_the_deployment_check_stops_waiting_once_the_service_has_exited(
+    ws: Workspace, app: WorkRepo
+) -> None:
+    env_spec(
+        ws,
+        verify='[{run: ["test", "-f", "ok"], retries: 30, interval: 1s}]',
+        extra=daemon_activate(ws, "touch $DIR/ok", leave=False),
+    )
+    assert ws.run("apply", "--yes").code == 0
+    ws.write_spec(
+        "policy.yaml",
+        """
+        apiVersion: reconciler/v1
+        kind: HealthPolicy
+        metadata: {name: deploys}
+        spec:
+          selector: {addresses: [Environment/staging]}
+          checks: [{type: deployment}]
+        """,
+    )
+    (ws.root / "deploy" / "staging" / "current" / "ok").unlink()  # the service stops answering
+    pid = int((ws.root / "deploy" / "staging" / "service.pid").read_text())
+    threading.Timer(1.5, os.kill, (pid, signal.SIGKILL)).start()  # and then crashes
+    started = time.monotonic()
+    result = ws.run("health", "--json")
+    row = json.loads(result.stdout)["resources"][0]
+    assert result.code == 1 and row["status"] == "Degraded", row
+    assert f"running for the release (pid {pid}) have exited" in row["message"], row
+    assert time.monotonic() - started < 15  # not 30 retries a second apart

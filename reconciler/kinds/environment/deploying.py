@@ -137,10 +137,11 @@ def _build_and_switch(
 
 def _verify(run: Deploy, release: str, sha: str, previous: str | None) -> tuple[str, str] | None:
     slot = run.layout.active_slot()
+    before = Services.of(run.layout.release(release))  # left by build or preview
     outcome = run.hooks(run.spec.activate, release, sha, slot)
     if not outcome.ok:
         return "activate", outcome.detail
-    services = Services.of(run.layout.release(release))
+    services = Services.of(run.layout.release(release), before=before)
     outcome = run.hooks(run.spec.verify, release, sha, slot, services)
     return None if outcome.ok else ("verify", outcome.detail)
 

@@ -60,7 +60,8 @@ def deployment_check(resource: Resource, context: Context) -> CheckResult:
         "RECONCILER_RELEASE": release.name,
         "RECONCILER_RELEASE_DIR": str(release),
     }
-    services = Services.of(release)  # a service that exits ends the checks' retries
+    # A service that exits while the checks retry ends their wait.
+    services = Services.of(release, origin="running for the release")
     for check in spec.verify:
         outcome = run_check(check, release, env, services.exited)
         if not outcome.ok:
