@@ -307,6 +307,21 @@ def test_once_runs_one_cycle_with_health(ws: Workspace) -> None:
     assert Path(ws.root / "dst" / "one.git" / "HEAD").exists()
 
 
+def test_the_status_warning_lasts_until_specs_load_and_run_again(ws: Workspace) -> None:
+    seed_bare(ws.root / "src" / "core.git", branches=("main",), commits=1)
+    ws.write_spec("one.yaml", "apiVersion: reconciler/v1\nkind: Mirror\nmetadata: {name: x}\n")
+    assert ws.run("watch", "--once", "--listen", "off").code == 1  # could not reconcile
+    blocker = ws.root / "dst" / "one.git"
+    blocker.parent.mkdir()
+    blocker.write_text("not a repository\n")
+    (ws.specs / "one.yaml").unlink()
+    mirror(ws, "one")  # valid now, though its destination will fail
+    warned = ws.run("status")
+    assert "warning: watch: reconcile invalid:" in warned.stderr, warned.output
+    assert ws.run("apply", "--yes").code == 1  # loaded and ran; its action failed
+    assert "warning" not in ws.run("status").stderr
+
+
 def test_drift_policy_decides_what_the_interval_corrects(
     ws: Workspace, watching: Callable[..., Watch]
 ) -> None:

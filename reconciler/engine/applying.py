@@ -14,6 +14,7 @@ from typing import Any
 from reconciler.engine.graph import dependencies
 from reconciler.engine.planning import replan
 from reconciler.engine.plans import Change, Plan
+from reconciler.engine.status import clear_watch_problem
 from reconciler.engine.workspace import Workspace
 from reconciler.errors import ReconcilerError, TemporaryError
 from reconciler.kinds.base import Action, ActionResult
@@ -377,6 +378,7 @@ def locked_apply(
         if note:
             workspace.store.add_event("warning", note)
         plan, specs = prepare()
+        clear_watch_problem(workspace.store, trigger)
         if plan.pending and not confirm(plan):
             return plan, None
         again = (lambda address: replan(workspace, specs, address)) if replanning else None

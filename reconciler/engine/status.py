@@ -49,6 +49,13 @@ def watch_problem(store: Store) -> str | None:
     return f"{event['message']} (at {event['at']}; the last good state keeps running)"
 
 
+def clear_watch_problem(store: Store, trigger: str) -> None:
+    """Specs loaded and the lock held (by watch, apply or heal): what kept the watcher from
+    reconciling is over, so `status` stops warning (a watcher still failing says so again)."""
+    if watch_problem(store) is not None:
+        store.add_event("info", f"{WATCH_EVENTS} resolved: {trigger} loaded the specs and ran")
+
+
 def status_rows(plan: Plan, store: Store) -> list[dict[str, Any]]:
     """`status --json`: one row per resource."""
     rows = []

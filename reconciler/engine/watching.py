@@ -24,7 +24,7 @@ from reconciler.engine.metrics import WatchMetrics
 from reconciler.engine.planning import hold_drift, load, make_plan
 from reconciler.engine.plans import Plan
 from reconciler.engine.sources import GitSpecSource, shown
-from reconciler.engine.status import WATCH_EVENTS, watch_problem
+from reconciler.engine.status import WATCH_EVENTS
 from reconciler.engine.triggers import CommitPoller, Triggers, watch_directory
 from reconciler.engine.workspace import Workspace
 from reconciler.errors import LockHeld, ReconcilerError, SpecError
@@ -206,8 +206,6 @@ class Watcher:
         self.metrics.duration.observe(seconds)
         if outcome == "success":
             self.metrics.last_success.set(time.time())
-            if watch_problem(self.workspace.store):  # `status` stops reporting the error
-                self.workspace.store.add_event("info", f"{WATCH_EVENTS} success: error resolved")
         self.last = {"reconcile": _stamp(), "outcome": outcome, "error": error}
         return seconds
 
