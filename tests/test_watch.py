@@ -193,28 +193,30 @@ def test_a_broken_spec_keeps_the_last_good_state_running(
     assert watch.stop() == 0
 
 
+def committed_mirror(ws: Workspace, name: str) -> str:
+    """A mirror spec of src/core.git to dst/NAME.git for a specs repository (absolute paths:
+    the spec file lives in git, not beside the workspace)."""
+    return (
+        f"apiVersion: reconciler/v1\nkind: Mirror\nmetadata: {{name: {name}}}\n"
+        f"spec:\n  source: {{url: {ws.root}/src/core.git}}\n"
+        f"  destinations: [{{url: {ws.root}/dst/{name}.git}}]\n"
+    )
+
+
 def test_a_new_commit_of_the_specs_repository_is_applied(
     ws: Workspace, watching: Callable[..., Watch]
 ) -> None:
     seed_bare(ws.root / "src" / "core.git", branches=("main",), commits=1)
     infra = WorkRepo.create(ws.root / "infra")
-    spec = (
-        (
-            "apiVersion: reconciler/v1\nkind: Mirror\nmetadata: {name: NAME}\n"
-            "spec:\n  source: {url: /SRC}\n  destinations: [{url: /DST/NAME.git}]\n"
-        )
-        .replace("/SRC", str(ws.root / "src" / "core.git"))
-        .replace("/DST", str(ws.root / "dst"))
-    )
-    infra.commit("one", {"specs/one.yaml": spec.replace("NAME", "one")})
+    infra.commit("one", {"specs/one.yaml": committed_mirror(ws, "one")})
     source = f"file://{infra.path}#HEAD:specs"
     watch = watching("--specs", source)
     watch.wait_until(lambda: (ws.root / "dst" / "one.git" / "HEAD").exists())
-    infra.commit("two", {"specs/two.yaml": spec.replace("NAME", "two")})
+    infra.commit("two", {"specs/two.yaml": committed_mirror(ws, "two")})
     assert watch.stop() == 0
     watch = watching("--specs", source, extra=("--poll", "1s"))
     watch.wait_until(lambda: (ws.root / "dst" / "two.git" / "HEAD").exists())
-    infra.commit("three", {"specs/three.yaml": spec.replace("NAME", "three")})
+    infra.commit("three", {"specs/three.yaml": committed_mirror(ws, "three")})
     watch.wait_until(lambda: "trigger=commit outcome=success" in watch.text(), timeout=40)
     assert refs_of(ws.root / "dst" / "three.git")
     assert watch.stop() == 0
@@ -225,11 +227,7 @@ def test_a_broken_spec_commit_is_reported_by_status_until_a_good_one_lands(
 ) -> None:
     seed_bare(ws.root / "src" / "core.git", branches=("main",), commits=1)
     infra = WorkRepo.create(ws.root / "infra")
-    good = (
-        "apiVersion: reconciler/v1\nkind: Mirror\nmetadata: {name: one}\n"
-        f"spec:\n  source: {{url: {ws.root}/src/core.git}}\n"
-        f"  destinations: [{{url: {ws.root}/dst/one.git}}]\n"
-    )
+    good = committed_mirror(ws, "one")
     infra.commit("good", {"specs/one.yaml": good})
     infra.tag("good")
     source = f"file://{infra.path}#HEAD:specs"

@@ -77,20 +77,17 @@ class Services:
         """The processes running for `release_dir` now, less those already in `before`
         (left by build or preview: not the service)."""
         services = cls(release_dir, origin)
-        services._follow(_processes())
+        services._follow()
         if before is not None:
             services.followed -= before.followed
         services.first = sorted(pid for pid, _ in services.followed)
         return services
 
-    def _marker(self) -> bytes:
-        return f"RECONCILER_RELEASE_DIR={self.release_dir}".encode()
-
-    def _follow(self, table: dict[int, _Process]) -> bool:
+    def _follow(self) -> bool:
         """Add what belongs to the release now; True when one of it still runs."""
-        own_session = os.getsid(0)
-        marker = self._marker()
-        me = os.getpid()
+        table = _processes()
+        own_session, me = os.getsid(0), os.getpid()
+        marker = f"RECONCILER_RELEASE_DIR={self.release_dir}".encode()
         live = {(p.pid, p.start) for p in table.values() if not p.zombie}
         self.followed &= live  # the exited ones are over; a reused pid has another start
         pids = {pid for pid, _ in self.followed}
@@ -109,10 +106,10 @@ class Services:
     def exited(self) -> str | None:
         """Why waiting longer is pointless (nothing runs for the release any more), or None
         while something does, or when nothing was running to follow in the first place."""
-        if not self.first or self._follow(_processes()):
+        if not self.first or self._follow():
             return None
         time.sleep(CONFIRM_SECONDS)
-        if self._follow(_processes()):
+        if self._follow():
             return None
         listed = ", ".join(str(pid) for pid in self.first)
         return f"the processes {self.origin} (pid {listed}) have exited"
