@@ -365,6 +365,7 @@ def test_a_service_that_drops_its_environment_is_still_waited_for(
     result = ws.run("apply", "--yes")
     assert result.code == 0, result.output
     assert "healthy" in result.stdout
+    assert ws.run("plan", "--detailed-exitcode").code == 0
 
 
 def test_the_deployment_check_stops_waiting_once_the_service_has_exited(

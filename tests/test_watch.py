@@ -249,6 +249,7 @@ def test_a_broken_spec_commit_is_reported_by_status_until_a_good_one_lands(
     infra.commit("fixed", {"specs/one.yaml": good})
     watch.wait_until(lambda: "trigger=commit outcome=success" in watch.text(), timeout=40)
     assert "warning" not in ws.run("--specs", source, "status").stderr
+    assert ws.run("--specs", source, "plan", "--detailed-exitcode").code == 0
     assert watch.stop() == 0
 
 
