@@ -4,6 +4,7 @@ cannot be flooded or starved, and output from hooks never drives the terminal.""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
 import sys
@@ -13,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.engine.listener import MAX_CONNECTIONS, REQUEST_TIMEOUT
 from tests.conftest import Workspace
 from tests.gitservers import WorkRepo
 from tests.test_environment import app, env_spec  # noqa: F401 (fixture)
 from tests.test_watch import SECRET, Watch, get, post, watching  # noqa: F401 (fixture)
 
-REQUEST_TIMEOUT = 5.0  # reconciler/engine/listener.py, documented in the README
 CONTROL = ("\x1b", "\x07", "\x9b", "\r")
 
 
@@ -95,11 +96,12 @@ def test_the_secret_is_checked_before_the_body_is_read(listening: Watch) -> None
 
 def test_a_flood_of_idle_connections_holds_no_thread_each(listening: Watch) -> None:
     pid = listening.process.pid
-    before = proc_status(pid, "Threads")
+    before, files = proc_status(pid, "Threads"), len(os.listdir(f"/proc/{pid}/fd"))
     idle = [socket.create_connection(("127.0.0.1", listening.port)) for _ in range(500)]
     try:
         time.sleep(1)
         assert proc_status(pid, "Threads") <= before + 4
+        assert len(os.listdir(f"/proc/{pid}/fd")) <= files + MAX_CONNECTIONS + 8  # bounded
         health = json.loads(get(listening.url("/healthz")))
         assert health["status"] == "ok"
         assert "reconciler_" in get(listening.url("/metrics"))

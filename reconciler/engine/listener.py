@@ -111,7 +111,9 @@ class _App:
 
     async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One request on one connection, within REQUEST_TIMEOUT, then close."""
-        self._make_room()
+        if not self._make_room():
+            writer.transport.abort()  # every open connection is answering: no room
+            return
         self.open[writer] = True
         try:
             try:
@@ -135,15 +137,19 @@ class _App:
             self.open.pop(writer, None)
             writer.close()
 
-    def _make_room(self) -> None:
-        """At the limit, drop the oldest connection that has not finished its request."""
+    def _make_room(self) -> bool:
+        """Below the limit, or dropping the oldest connection still sending its request.
+
+        Idle clients then cannot keep a fresh request (a /healthz probe) out.
+        """
         if len(self.open) < MAX_CONNECTIONS:
-            return
+            return True
         for writer, reading in self.open.items():
             if reading:
                 writer.transport.abort()
                 self.open.pop(writer)
-                return
+                return True
+        return False
 
     async def _request(self, reader: asyncio.StreamReader) -> tuple[HTTPStatus, bytes, str]:
         method, path, headers = await _head(reader)
