@@ -58,10 +58,6 @@ def proc_status(pid: int, field: str) -> int:
     raise AssertionError(f"no {field} in /proc/{pid}/status")
 
 
-def webhooks(watch: Watch) -> int:
-    return watch.text().count("webhook")
-
-
 @pytest.fixture
 def listening(ws: Workspace, watching: Callable[..., Watch]) -> Watch:  # noqa: F811
     """A watcher with nothing to reconcile and a webhook secret."""

@@ -72,6 +72,7 @@ class HookServer:
         try:
             self._loop.run_until_complete(self._serve())
         finally:
+            self._started.set()  # start() never waits for a loop that failed
             self._loop.close()
 
     async def _serve(self) -> None:
@@ -127,7 +128,8 @@ class _App:
                 status, body, content_type = _json(
                     HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {error!r}"}
                 )
-            self.open[writer] = False
+            if writer in self.open:  # not dropped by _make_room meanwhile
+                self.open[writer] = False
             writer.write(_response(status, body, content_type))
             async with asyncio.timeout(REQUEST_TIMEOUT):
                 await writer.drain()
