@@ -1,4 +1,5 @@
-"""Keeps credentials out of everything reconciler prints or stores."""
+"""Keeps credentials, and terminal control sequences, out of everything reconciler prints
+or stores."""
 
 from __future__ import annotations
 
@@ -9,6 +10,14 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 MASK = "***"
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+# Escape sequences go whole (CSI, OSC/DCS/... up to their terminator or the line's end, and
+# two-byte ones), then any other control character but tab and newline: C0, DEL and C1.
+_CONTROL = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[]PX^_]|[\x90\x98\x9d-\x9f])[^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
 
 
 class Redactor:
@@ -41,6 +50,23 @@ class Redactor:
         if isinstance(value, list | tuple):
             return [self.data(item) for item in value]
         return value
+
+
+def printable(text: str) -> str:
+    """`text` without terminal control: what hooks, git or a remote wrote cannot move the
+    cursor, clear the screen or set the title where reconciler shows or stores it."""
+    return _CONTROL.sub("", text)
+
+
+def printable_data(value: Any) -> Any:
+    """`value` (JSON-like) with `printable` applied to every string in it, keys included."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {printable_data(key): printable_data(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [printable_data(item) for item in value]
+    return value
 
 
 def strip_userinfo(url: str) -> tuple[str, str | None, str | None]:

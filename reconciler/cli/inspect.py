@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from rich.markup import escape
 
 from reconciler.cli import render
 from reconciler.cli.context import current_workspace, stderr, stdout, targets_option
@@ -21,7 +20,7 @@ def status(as_json: bool, targets: tuple[str, ...]) -> int:
     rows = status_rows(make_plan(workspace, load(workspace), list(targets)), workspace.store)
     problem = watch_problem(workspace.store)
     if problem is not None:  # on stderr: `status --json` stays the list DESIGN.md gives
-        stderr.print(f"[yellow]warning:[/yellow] {escape(problem)}", highlight=False)
+        stderr.print(f"[yellow]warning:[/yellow] {render.shown(problem)}", highlight=False)
     if as_json:
         render.print_json(stdout, rows)
         return 0

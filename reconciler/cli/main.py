@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.markup import escape
 
 from reconciler.cli import render
 from reconciler.cli.context import (
@@ -34,6 +33,7 @@ from reconciler.engine.plans import Plan, load_plan
 from reconciler.engine.staleness import check_current
 from reconciler.engine.workspace import Workspace
 from reconciler.errors import ReconcilerError, SpecError
+from reconciler.redaction import printable
 
 
 class LazyGroup(click.Group):
@@ -248,7 +248,7 @@ def rollback_command(address: str, to: str | None, unpin: bool, lock_timeout: st
         return 0
     result = rollbacks.rollback(workspace, address, to, seconds(lock_timeout, "--lock-timeout"))
     colour = "green" if result.outcome == "done" else "red"
-    stdout.print(f"[{colour}]{result.outcome}[/{colour}] {escape(result.message)}")
+    stdout.print(f"[{colour}]{result.outcome}[/{colour}] {render.shown(result.message)}")
     if result.pin:
         stdout.print(f"{address} is pinned at {result.pin} until its spec changes.")
     return 0 if result.outcome == "done" else 1
@@ -280,17 +280,17 @@ def run(arguments: list[str], verbose: bool = False) -> int:
         return 1
     except SpecError as error:
         for problem in error.problems:
-            stderr.print(str(problem), markup=False)
+            stderr.print(printable(str(problem)), markup=False)
         stderr.print(f"{len(error.problems)} problem(s) found; nothing was applied.", style="red")
         return 1
     except ReconcilerError as error:
-        stderr.print(f"error: {error}", markup=False)
+        stderr.print(printable(f"error: {error}"), markup=False)
         return 1
     except KeyboardInterrupt:
         stderr.print("interrupted")
         return 1
     except Exception as error:  # a bug: one line, the traceback only with -v
-        stderr.print(f"internal error: {type(error).__name__}: {error}", markup=False)
+        stderr.print(printable(f"internal error: {type(error).__name__}: {error}"), markup=False)
         if verbose:
             stderr.print(traceback.format_exc(), markup=False)
         else:

@@ -1,4 +1,8 @@
-"""Rendering plans, reports and tables: coloured on a terminal, plain in pipes. No logic here."""
+"""Rendering plans, reports and tables: coloured on a terminal, plain in pipes. No logic here.
+
+Every text shown goes through `shown` (or `printable_data` for JSON): what hooks, git or a
+remote wrote is displayed without the control sequences that would drive the terminal.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from rich.table import Table
 from reconciler.engine.applying import ActionReport, ApplyReport
 from reconciler.engine.plans import Change, Plan
 from reconciler.kinds.base import Step
+from reconciler.redaction import printable, printable_data
 
 SYMBOLS = {"create": "+", "update": "~", "delete": "-", "blocked": "!", "noop": " "}
 COLOURS = {
@@ -58,9 +63,14 @@ STEP_COLOURS = {
 }
 
 
+def shown(text: object) -> str:
+    """`text` ready for rich: without terminal control characters, markup escaped."""
+    return escape(printable(str(text)))
+
+
 def print_json(console: Console, data: Any) -> None:
-    """Plain JSON on stdout, never coloured or wrapped."""
-    console.file.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    """Plain JSON on stdout, never coloured or wrapped, without control characters."""
+    console.file.write(json.dumps(printable_data(data), indent=2, sort_keys=False) + "\n")
 
 
 def plan_text(console: Console, plan: Plan) -> None:
@@ -71,7 +81,7 @@ def plan_text(console: Console, plan: Plan) -> None:
     noop = [c for c in plan.changes if c.action == "noop"]
     for change in noop:
         console.print(
-            f"  [dim]{escape(change.address)}: {escape(change.reason)}[/dim]", highlight=False
+            f"  [dim]{shown(change.address)}: {shown(change.reason)}[/dim]", highlight=False
         )
     console.print(_summary_line(plan), highlight=False)
 
@@ -79,15 +89,15 @@ def plan_text(console: Console, plan: Plan) -> None:
 def _change(console: Console, change: Change) -> None:
     colour = COLOURS[change.action]
     console.print(
-        f"[{colour}]{SYMBOLS[change.action]} {escape(change.address)}[/{colour}] "
-        f"({change.action}): {escape(change.reason)}",
+        f"[{colour}]{SYMBOLS[change.action]} {shown(change.address)}[/{colour}] "
+        f"({change.action}): {shown(change.reason)}",
         highlight=False,
     )
     unit = None
     for step in change.steps:
         if step.get("unit") != unit:
             unit = step.get("unit")
-            console.print(f"    {escape(str(unit))}", highlight=False)
+            console.print(f"    {shown(str(unit))}", highlight=False)
         console.print("      " + _step(step), highlight=False)
 
 
@@ -95,8 +105,8 @@ def _step(step: Step) -> str:
     op = str(step["op"])
     colour = STEP_COLOURS.get(op, "white")
     symbol = STEP_SYMBOLS.get(op, "*")
-    target = escape(str(step.get("release") or step.get("ref") or step.get("term") or "repository"))
-    return f"[{colour}]{symbol} {target}[/{colour}] [dim]{op}[/dim]: {escape(str(step['reason']))}"
+    target = shown(str(step.get("release") or step.get("ref") or step.get("term") or "repository"))
+    return f"[{colour}]{symbol} {target}[/{colour}] [dim]{op}[/dim]: {shown(str(step['reason']))}"
 
 
 def _summary_line(plan: Plan) -> str:
@@ -125,7 +135,7 @@ def plan_markdown(plan: Plan) -> str:
                 where = f"`{s.get('ref', '')}` | `{s.get('unit', '')}`"
                 lines.append(f"| {s['op']} | {where} | {_cell(s['reason'])} |")
             lines += ["", "</details>"]
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines)) + "\n"
 
 
 def _cell(text: str) -> str:
@@ -140,17 +150,15 @@ def action_line(report: ActionReport) -> str:
     retries = f" after {report.attempts} attempts" if report.attempts > 1 else ""
     if report.message.endswith(f"(after {report.attempts} attempts)"):
         retries = ""  # a final temporary failure already says so (engine/applying.py)
-    return (
-        f"{mark} {escape(report.address)} {escape(report.unit)}: {escape(report.message)}{retries}"
-    )
+    return f"{mark} {shown(report.address)} {shown(report.unit)}: {shown(report.message)}{retries}"
 
 
 def apply_summary(console: Console, report: ApplyReport) -> None:
     """What an apply did, and what it could not do."""
     for note in report.notes:
-        console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False)
+        console.print(f"[yellow]note:[/yellow] {shown(note)}", highlight=False)
     for blocked in report.blocked:
-        console.print(f"[magenta]blocked[/magenta] {escape(blocked)}", highlight=False)
+        console.print(f"[magenta]blocked[/magenta] {shown(blocked)}", highlight=False)
     done = sum(a.outcome == "done" for a in report.actions)
     failed = len(report.actions) - done
     revision = f" (revision {report.revision})" if report.revision else ""
@@ -169,5 +177,5 @@ def table(console: Console, columns: Iterable[str], rows: Iterable[Iterable[Any]
     """A simple table (rich draws it; in a pipe it is still readable text)."""
     grid = Table(*columns, box=None, pad_edge=False, highlight=False)
     for row in rows:
-        grid.add_row(*(escape("" if v is None else str(v)) for v in row))
+        grid.add_row(*(shown("" if v is None else str(v)) for v in row))
     console.print(grid)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler.redaction import printable, printable_data
 from reconciler.store.database import StoreDatabase, canonical_digest, dumps, loads, now
 from reconciler.store.locking import ApplyLock
 
@@ -66,7 +67,7 @@ class Store(StoreDatabase):
         with self.transaction():
             self.execute(
                 "UPDATE revisions SET finished_at = ?, outcome = ?, summary = ? WHERE id = ?",
-                (now(), outcome, dumps(summary), revision_id),
+                (now(), outcome, dumps(printable_data(summary)), revision_id),
             )
             self.bump_serial()
 
@@ -141,13 +142,21 @@ class Store(StoreDatabase):
     ) -> None:
         """Finish a journal entry and store its effect on the resource, atomically.
 
-        `history` entries belong to `resource` (or, without one, to `address`).
+        `history` entries belong to `resource` (or, without one, to `address`). Text from
+        outside (hook output, git's messages) is stored without terminal control characters.
         """
         with self.transaction():
             self.execute(
                 "UPDATE journal SET status = ?, attempts = ?, finished_at = ?, message = ?, "
                 "details = ? WHERE id = ?",
-                (status, attempts, now(), message, dumps(details), entry_id),
+                (
+                    status,
+                    attempts,
+                    now(),
+                    printable(message),
+                    dumps(printable_data(details)),
+                    entry_id,
+                ),
             )
             if resource is not None:
                 self._put_resource(resource)
@@ -172,11 +181,11 @@ class Store(StoreDatabase):
                 record.name,
                 dumps(record.spec),
                 record.spec_digest,
-                dumps(record.state),
+                dumps(printable_data(record.state)),
                 record.revision_id,
                 record.last_applied_at,
                 record.outcome,
-                record.message,
+                printable_data(record.message),
                 record.pinned,
             ),
         )
@@ -184,7 +193,7 @@ class Store(StoreDatabase):
     def _add_history(self, address: str, entry: dict[str, Any]) -> None:
         self.execute(
             "INSERT INTO history(address, revision_id, at, entry) VALUES (?, ?, ?, ?)",
-            (address, entry.get("revision"), now(), dumps(entry)),
+            (address, entry.get("revision"), now(), dumps(printable_data(entry))),
         )
 
     def forget(self, address: str, revision_id: int) -> None:
@@ -273,8 +282,8 @@ class Store(StoreDatabase):
                     observation.fingerprint,
                     observation.sync,
                     observation.health,
-                    observation.message,
-                    dumps(observation.data),
+                    printable(observation.message),
+                    dumps(printable_data(observation.data)),
                 ),
             )
 
@@ -290,7 +299,7 @@ class Store(StoreDatabase):
         with self.transaction():
             self.execute(
                 "INSERT INTO events(at, level, address, message) VALUES (?, ?, ?, ?)",
-                (now(), level, address, message),
+                (now(), level, address, printable(message)),
             )
 
     def events(self, limit: int = 100) -> list[dict[str, Any]]:
