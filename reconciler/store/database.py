@@ -90,8 +90,13 @@ class StoreDatabase:
                 self._migrate()
             finally:
                 self.connection.close()
-            with suppress(FileExistsError):  # another process created it meanwhile
+            try:
                 os.link(aside, self.path)
+            except FileExistsError:  # another process created it meanwhile: theirs stays
+                pass
+            except OSError:  # no hard links on this file system: rename, if still absent
+                if not self.path.exists():
+                    aside.replace(self.path)
         finally:
             aside.unlink(missing_ok=True)
 

@@ -225,4 +225,9 @@ class ApplyLock:
                     "use `state unlock --force` to remove it anyway"
                 )
             self.database.execute("DELETE FROM lock WHERE id = 1")
-            return f"released the lock held by {holder}"
+            if dead:
+                return f"released the lock held by {holder}"
+            return (
+                f"released the lock held by {holder}; if it is still running, it stops "
+                "before its next action"
+            )

@@ -164,5 +164,6 @@ def _v4_lock_identity(db: Database) -> None:
         if column not in lock.columns_dict:  # idempotent, like the migrations before it
             lock.add_column(column, kind)
 
+
 MIGRATIONS: list[Migration] = [_v1_initial, _v2_versions, _v3_health, _v4_lock_identity]
 SCHEMA_VERSION = len(MIGRATIONS)
