@@ -9,6 +9,7 @@ from rich.console import Console
 
 from reconciler.engine.workspace import Workspace
 from reconciler.specs.types import parse_duration
+from reconciler.store import Store
 
 
 def _console(to_stderr: bool) -> Console:
@@ -27,6 +28,15 @@ def current_workspace() -> Workspace:
     found = click.get_current_context().find_object(Workspace)
     assert found is not None
     return found
+
+
+def reading_workspace() -> Workspace:
+    """The workspace for a command that only reads: its store is opened read-only, so the
+    command works on a read-only mount and never takes a write lock."""
+    workspace = current_workspace()
+    if "store" not in vars(workspace):  # not opened yet (the cached property)
+        workspace.store = Store(workspace.state, read_only=True)
+    return workspace
 
 
 def seconds(text: str, option: str, positive: bool = False) -> float:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import click
 
 from reconciler.cli import render
-from reconciler.cli.context import current_workspace, stderr, stdout, targets_option
+from reconciler.cli.context import (
+    current_workspace,
+    reading_workspace,
+    stderr,
+    stdout,
+    targets_option,
+)
 from reconciler.engine.planning import load, make_plan
 from reconciler.engine.status import status_rows, watch_problem
 from reconciler.errors import ReconcilerError
@@ -16,7 +22,7 @@ from reconciler.errors import ReconcilerError
 @targets_option
 def status(as_json: bool, targets: tuple[str, ...]) -> int:
     """Per resource: sync status, health, last apply, pins (observes now)."""
-    workspace = current_workspace()
+    workspace = reading_workspace()
     rows = status_rows(make_plan(workspace, load(workspace), list(targets)), workspace.store)
     problem = watch_problem(workspace.store)
     if problem is not None:  # on stderr: `status --json` stays the list DESIGN.md gives
@@ -48,7 +54,7 @@ def status(as_json: bool, targets: tuple[str, ...]) -> int:
 @click.option("--json", "as_json", is_flag=True)
 def history(address: str | None, as_json: bool) -> int:
     """Revisions, or one resource's history (what moved, per apply)."""
-    store = current_workspace().store
+    store = reading_workspace().store
     if address is None:
         revisions = store.revisions()
         if as_json:
@@ -101,7 +107,7 @@ def state() -> None:
 @state.command("list")
 def state_list() -> int:
     """Every resource in the store."""
-    store = current_workspace().store
+    store = reading_workspace().store
     render.table(
         stdout,
         ("RESOURCE", "OUTCOME", "LAST APPLIED", "REV"),
@@ -115,7 +121,7 @@ def state_list() -> int:
 @click.argument("address")
 def state_show(address: str) -> int:
     """One resource's stored record (spec with secrets masked, state, outcome)."""
-    store = current_workspace().store
+    store = reading_workspace().store
     record = store.resource(address)
     if record is None:
         raise ReconcilerError(f"{address} is not in the state store")

@@ -22,6 +22,10 @@ from reconciler.specs import Resource, SpecSet
 from reconciler.store import ResourceRecord, now
 
 _RANK = {"done": 0, "blocked": 1, "partial": 2, "failed": 3}
+_LOST_LOCK = (
+    "because this apply no longer holds the state lock (removed by `state unlock --force`; "
+    "another apply may hold it now)"
+)
 
 
 @dataclass(frozen=True)
@@ -177,13 +181,18 @@ class _Run:
         parallelism = max(1, self.workspace.parallelism)
         with ThreadPoolExecutor(max_workers=parallelism) as pool:
             while waiting or ready or running:
-                if self.should_stop() and (waiting or ready):
-                    # A stop request: running actions finish, nothing new starts.
+                # A stop request, or the lock forced away (`state unlock --force`): running
+                # actions finish, nothing new starts.
+                lost = bool(waiting or ready) and self.store.lock.lost()
+                if lost or (self.should_stop() and (waiting or ready)):
                     left = len(ready) + sum(len(c.actions) for c in waiting)
-                    self.report.notes.append(f"stopped on request; {left} actions not started")
+                    why = _LOST_LOCK if lost else "on request"
+                    self.report.notes.append(f"stopped {why}; {left} actions not started")
                     self.report.stopped = True
                     for _change, _action, entry in ready:
-                        self.store.journal_finish_unstarted(entry)
+                        self.store.journal_finish_unstarted(
+                            entry, "the lock was forced away" if lost else "stop requested"
+                        )
                     waiting, ready = [], []
                     continue
                 waiting, ready = self._release(waiting, ready, remaining, graph)

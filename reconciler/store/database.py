@@ -17,6 +17,7 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from reconciler.errors import StoreError
 from reconciler.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -30,19 +31,32 @@ def now() -> str:
 class StoreDatabase:
     """Connection, transactions, schema migrations and the serial."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only: bool = False) -> None:
+        """Open the store at `path`, creating a new one only where no file exists.
+
+        `read_only` opens it without writing (commands that only read work on a
+        read-only mount); an older schema is still migrated first when the file allows.
+        """
         self.path = path
+        self.read_only = read_only
         # One connection shared by the engine's threads: every statement and transaction
         # holds this lock, so threads never interleave inside SQLite.
         self._guard = threading.RLock()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.connection = sqlite3.connect(
-                path, timeout=10, isolation_level=None, check_same_thread=False
-            )
-            self.connection.row_factory = sqlite3.Row
-            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
-                self.connection.execute(f"PRAGMA {pragma}")  # the first to touch the file
+            if not path.exists():
+                self._create()
+            _refuse_foreign_file(path)
+            if read_only:
+                self.connection = self._connect_read_only()
+                if self.schema_version() < SCHEMA_VERSION:  # migrate (and back up) first
+                    self.connection.close()
+                    StoreDatabase(path).close()
+                    self.connection = self._connect_read_only()
+                self._check_version()
+                return
+            self.connection = self._connect(path)
+            self._check_version()  # before the pragmas: a foreign file is left as it is
+            self._configure()
             self._migrate()
         except OSError as error:
             raise StoreError(f"{path}: cannot open the state store: {error}") from None
@@ -50,6 +64,78 @@ class StoreDatabase:
             raise StoreError(f"{path}: cannot open the state store: {error}{self._why()}") from None
         except sqlite3.DatabaseError as error:
             raise StoreError(f"{path}: not a usable reconciler state store: {error}") from None
+
+    @staticmethod
+    def _connect(target: Path | str, uri: bool = False) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            target, timeout=10, isolation_level=None, check_same_thread=False, uri=uri
+        )
+        connection.row_factory = sqlite3.Row
+        return connection
+
+    def _configure(self) -> None:
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+            self.connection.execute(f"PRAGMA {pragma}")
+
+    def _create(self) -> None:
+        """A new store, built aside and linked into place: a store path is either absent
+        or a whole store, so an empty or foreign file there is never taken for a new one."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        aside = self.path.with_name(f".{self.path.name}.{os.getpid()}.new")
+        aside.unlink(missing_ok=True)
+        try:
+            self.connection = self._connect(aside)
+            try:
+                self._configure()
+                self._migrate()
+            finally:
+                self.connection.close()
+            try:
+                os.link(aside, self.path)
+            except FileExistsError:  # another process created it meanwhile: theirs stays
+                pass
+            except OSError:  # no hard links on this file system: rename, if still absent
+                if not self.path.exists():
+                    aside.replace(self.path)
+        finally:
+            aside.unlink(missing_ok=True)
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A connection that never writes. WAL needs its -shm file; where it cannot be
+        created (a read-only directory) and no -wal is left, the file is complete and is
+        read as immutable."""
+        address = f"file:{quote(str(self.path.absolute()))}"
+        connection = self._connect(f"{address}?mode=ro", uri=True)
+        try:
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return connection
+        except sqlite3.OperationalError:
+            connection.close()
+            if Path(f"{self.path}-wal").exists():
+                raise
+        return self._connect(f"{address}?immutable=1", uri=True)
+
+    def _check_version(self) -> None:
+        """Refuse a SQLite file that is not reconciler's, or is from a newer reconciler."""
+        version = self.schema_version()
+        if version == 0:
+            tables = [
+                row["name"]
+                for row in self.query(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+                )
+            ]
+            what = f"its tables are {', '.join(tables[:5])}" if tables else "it has no tables"
+            raise StoreError(
+                f"{self.path}: not a reconciler state store: a SQLite database without "
+                f"reconciler's schema ({what}); point --state elsewhere, or remove it to start "
+                "a new store"
+            )
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: schema version {version} is newer than this reconciler "
+                f"understands ({SCHEMA_VERSION}); upgrade reconciler"
+            )
 
     def _why(self) -> str:
         """What the file system says, when SQLite's own words ("disk I/O error") are vague."""
@@ -148,11 +234,8 @@ class StoreDatabase:
             backup = self._backup(found)
         with self.transaction():
             version = self.schema_version()
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path}: schema version {version} is newer than this reconciler "
-                    f"understands ({SCHEMA_VERSION}); upgrade reconciler"
-                )
+            if version > SCHEMA_VERSION:  # migrated meanwhile by a newer reconciler
+                self._check_version()
             if version < SCHEMA_VERSION:
                 # sqlite-utils writes the schema; imported only when there is one to write.
                 from sqlite_utils import Database
@@ -196,6 +279,24 @@ class StoreDatabase:
         """Count one more change of state (call inside the transaction that changes it)."""
         self.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'serial'")
         return self.serial()
+
+
+def _refuse_foreign_file(path: Path) -> None:
+    """An existing file must be a SQLite database: an empty or foreign one would otherwise
+    be taken for a new store and its history silently lost."""
+    with path.open("rb") as file:
+        header = file.read(16)
+    if not header:
+        raise StoreError(
+            f"{path}: not a usable reconciler state store: the file is empty (0 bytes), "
+            "so whatever history it held is lost; restore it from a backup, or remove it "
+            "to start a new store"
+        )
+    if header != b"SQLite format 3\x00":
+        raise StoreError(
+            f"{path}: not a usable reconciler state store: the file is not a SQLite "
+            "database; point --state elsewhere, or move it away to start a new store"
+        )
 
 
 def canonical_digest(data: Any) -> str:

@@ -1,11 +1,22 @@
-"""The single-writer apply lock: one row naming its holder; a dead holder here is reclaimed."""
+"""The single-writer apply lock: one row naming its holder; only a provably dead holder's
+lock is reclaimed.
+
+A pid alone names no process: containers sharing a state volume have the same host name
+and their own pid numbers, and pids are reused. The holder is identified by host name,
+boot id (shared by every container on one kernel), PID namespace and the process's start
+time; its lock is reclaimed only when it ran under this boot in this PID namespace and its
+pid is gone or now belongs to a process started at another time. Anything else (another
+host, another boot, another PID namespace) cannot be checked from here and is refused.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from reconciler.errors import LockHeld, StoreError
@@ -13,13 +24,62 @@ from reconciler.store.database import StoreDatabase, now
 
 
 @dataclass(frozen=True)
+class Identity:
+    """What tells one process apart from every other one sharing the store."""
+
+    pid: int
+    host: str
+    boot_id: str | None  # None where the system does not say (not Linux)
+    pid_namespace: str | None
+    start_time: int | None  # clock ticks after boot: /proc/PID/stat field 22
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def start_time(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks after boot (None: unknown or gone)."""
+    stat = _read(f"/proc/{pid}/stat")
+    if stat is None:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces or ')'.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    try:
+        return int(fields[19])  # field 22 of the whole line
+    except (IndexError, ValueError):
+        return None
+
+
+def this_process() -> Identity:
+    """The identity of the running process."""
+    try:
+        namespace: str | None = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = None
+    return Identity(
+        os.getpid(),
+        socket.gethostname(),
+        _read("/proc/sys/kernel/random/boot_id"),
+        namespace,
+        start_time(os.getpid()),
+    )
+
+
+@dataclass(frozen=True)
 class LockHolder:
-    """Who holds the lock, for messages."""
+    """Who holds the lock, for messages and for judging whether it is still alive."""
 
     pid: int
     host: str
     command: str
     acquired_at: str
+    boot_id: str | None = None
+    pid_namespace: str | None = None
+    start_time: int | None = None
 
     def __str__(self) -> str:
         return f"pid {self.pid} on {self.host} ({self.command}) since {self.acquired_at}"
@@ -27,11 +87,19 @@ class LockHolder:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> LockHolder:
         """Build from a `lock` table row."""
-        return cls(row["pid"], row["host"], row["command"], row["acquired_at"])
+        return cls(
+            row["pid"],
+            row["host"],
+            row["command"],
+            row["acquired_at"],
+            row.get("boot_id"),
+            row.get("pid_namespace"),
+            row.get("start_time"),
+        )
 
 
 def pid_alive(pid: int) -> bool:
-    """True when a process with this pid exists on this host."""
+    """True when a process with this pid exists in this PID namespace."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -41,11 +109,45 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def judge(holder: LockHolder, me: Identity) -> tuple[bool, str]:
+    """(provably dead, why) for a lock holder, as seen from process `me`."""
+    if holder.host != me.host:
+        return False, "runs on another host"
+    if None in (holder.boot_id, holder.pid_namespace, me.boot_id, me.pid_namespace):
+        # A row from an older reconciler, or no /proc here: the pid is all there is.
+        if pid_alive(holder.pid):
+            return False, "is still running"
+        return True, "that process is gone"
+    if holder.boot_id != me.boot_id:
+        # Containers share their kernel's boot id: this is a reboot, or another machine
+        # with the same host name; nothing here can tell which.
+        return False, (
+            f"ran under another boot ({holder.boot_id}) of host {holder.host}: the machine "
+            "restarted since, or another machine has the same host name"
+        )
+    if holder.pid_namespace != me.pid_namespace:
+        return False, (
+            f"runs in another PID namespace ({holder.pid_namespace}, a container sharing "
+            "this state), where its pid cannot be checked from here"
+        )
+    if not pid_alive(holder.pid):
+        return True, "that process is gone"
+    started = start_time(holder.pid)
+    if holder.start_time is not None and started is not None and started != holder.start_time:
+        return True, f"pid {holder.pid} now belongs to another process"
+    return False, "is still running"
+
+
 class ApplyLock:
-    """Acquire, release and inspect the lock row of a store."""
+    """Acquire, release and inspect the lock row of a store.
+
+    Taking the lock writes a fresh token; the holder checks it (`lost`) before each action,
+    so a holder whose lock was removed by `state unlock --force` stops instead of carrying on.
+    """
 
     def __init__(self, database: StoreDatabase) -> None:
         self.database = database
+        self.token: str | None = None
 
     def holder(self) -> LockHolder | None:
         """The current holder, or None."""
@@ -55,59 +157,77 @@ class ApplyLock:
     def acquire(self, command: str, timeout: float = 0.0) -> str | None:
         """Take the lock, waiting up to `timeout` s; returns a note if a dead holder was freed."""
         deadline = time.monotonic() + timeout
+        me = this_process()
         while True:
             with self.database.transaction():
                 holder = self.holder()
                 note = None
-                local = holder is not None and holder.host == socket.gethostname()
-                if holder is not None and local and not pid_alive(holder.pid):
-                    note = f"reclaimed the lock of {holder}: that process is gone"
-                    holder = None
+                why = ""
+                if holder is not None:
+                    dead, why = judge(holder, me)
+                    if dead:
+                        note = f"reclaimed the lock of {holder}: {why}"
+                        holder = None
                 if holder is None:
-                    self._write(command)
+                    self._write(command, me)
                     return note
             if time.monotonic() >= deadline:
                 waited = f" after waiting {timeout:g}s" if timeout else ""
                 raise LockHeld(
-                    f"state is locked by {holder}{waited}; "
-                    "wait for it, or run `reconciler state unlock` if it is stale"
+                    f"state is locked by {holder}{waited}; it {why}. Wait for it, or run "
+                    "`reconciler state unlock --force` if you know it is no longer running"
                 )
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
-    def _write(self, command: str) -> None:
+    def _write(self, command: str, me: Identity) -> None:
+        self.token = secrets.token_hex(16)
         self.database.execute(
-            "INSERT OR REPLACE INTO lock(id, holder, pid, host, command, acquired_at) "
-            "VALUES (1, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO lock(id, holder, pid, host, command, acquired_at, "
+            "boot_id, pid_namespace, start_time, token) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                f"{os.getpid()}@{socket.gethostname()}",
-                os.getpid(),
-                socket.gethostname(),
+                f"{me.pid}@{me.host}",
+                me.pid,
+                me.host,
                 command,
                 now(),
+                me.boot_id,
+                me.pid_namespace,
+                me.start_time,
+                self.token,
             ),
         )
 
+    def lost(self) -> bool:
+        """True when this process took the lock and it is no longer its own (forced away)."""
+        if self.token is None:
+            return False
+        rows = self.database.query("SELECT token FROM lock WHERE id = 1")
+        return not rows or rows[0]["token"] != self.token
+
     def release(self) -> None:
-        """Release the lock if this process holds it."""
+        """Release the lock if this process still holds it."""
+        if self.token is None:
+            return
         with self.database.transaction():
-            self.database.execute(
-                "DELETE FROM lock WHERE id = 1 AND pid = ? AND host = ?",
-                (os.getpid(), socket.gethostname()),
-            )
+            self.database.execute("DELETE FROM lock WHERE id = 1 AND token = ?", (self.token,))
+        self.token = None
 
     def unlock(self, force: bool) -> str:
-        """Remove a stale lock; a live holder on this host is removed only with `force`."""
+        """Remove a stale lock; one whose holder is not provably dead only with `force`."""
         with self.database.transaction():
             holder = self.holder()
             if holder is None:
                 return "the state is not locked"
-            alive = holder.host == socket.gethostname() and pid_alive(holder.pid)
-            remote = holder.host != socket.gethostname()
-            if (alive or remote) and not force:
-                why = "is still running" if alive else "runs on another host"
+            dead, why = judge(holder, this_process())
+            if not dead and not force:
                 raise StoreError(
                     f"the lock holder ({holder}) {why}; "
                     "use `state unlock --force` to remove it anyway"
                 )
             self.database.execute("DELETE FROM lock WHERE id = 1")
-            return f"released the lock held by {holder}"
+            if dead:
+                return f"released the lock held by {holder}"
+            return (
+                f"released the lock held by {holder}; if it is still running, it stops "
+                "before its next action"
+            )

@@ -46,8 +46,8 @@ class Observation:
 class Store(StoreDatabase):
     """Everything reconciler remembers, in one SQLite file."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
+    def __init__(self, path: Path, read_only: bool = False) -> None:
+        super().__init__(path, read_only)
         self.lock = ApplyLock(self)
 
     # -- revisions -------------------------------------------------------------------------
@@ -114,13 +114,13 @@ class Store(StoreDatabase):
                 (now(), entry_id),
             )
 
-    def journal_finish_unstarted(self, entry_id: int) -> None:
+    def journal_finish_unstarted(self, entry_id: int, why: str = "stop requested") -> None:
         """An action that a stop request kept from starting: interrupted, never run."""
         with self.transaction():
             self.execute(
                 "UPDATE journal SET status = 'interrupted', finished_at = ?, "
-                "message = 'not started: stop requested' WHERE id = ?",
-                (now(), entry_id),
+                "message = ? WHERE id = ?",
+                (now(), f"not started: {why}", entry_id),
             )
 
     def journal_entries(self, revision_id: int) -> list[dict[str, Any]]:
@@ -271,7 +271,10 @@ class Store(StoreDatabase):
 
     # -- observations and events -----------------------------------------------------------
     def save_observation(self, observation: Observation) -> None:
-        """Cache an observation (no serial bump: observing changes nothing)."""
+        """Cache an observation (no serial bump: observing changes nothing); a store opened
+        read-only keeps no cache."""
+        if self.read_only:
+            return
         with self.transaction():
             self.execute(
                 "INSERT OR REPLACE INTO observations(address, observed_at, fingerprint, sync, "

@@ -155,5 +155,15 @@ def _v3_health(db: Database) -> None:
     db.table("remediations").create_index(["address", "step", "subject"], if_not_exists=True)
 
 
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_versions, _v3_health]
+def _v4_lock_identity(db: Database) -> None:
+    # The holder's boot id, PID namespace and start time tell a live holder in another
+    # container from a dead one; the token lets a holder notice its lock was forced away.
+    lock = db.table("lock")
+    columns = {"boot_id": str, "pid_namespace": str, "start_time": int, "token": str}
+    for column, kind in columns.items():
+        if column not in lock.columns_dict:  # idempotent, like the migrations before it
+            lock.add_column(column, kind)
+
+
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_versions, _v3_health, _v4_lock_identity]
 SCHEMA_VERSION = len(MIGRATIONS)
