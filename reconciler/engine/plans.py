@@ -39,6 +39,11 @@ class Change:
     fingerprint: str | None = None  # digest of the observed facts the plan was made from
 
     @property
+    def blocked(self) -> bool:
+        """True when something of the resource is left blocked, even if other steps apply."""
+        return self.action == "blocked" or any(n["op"] == "blocked" for n in self.notes)
+
+    @property
     def steps(self) -> list[Step]:
         """Applicable steps first, then the notes (blocked, skipped)."""
         return [s for a in self.actions for s in a.steps] + list(self.notes)
@@ -67,9 +72,13 @@ class Plan:
     targets: tuple[str, ...] = field(default=())
 
     def summary(self) -> dict[str, int]:
-        """How many resources get each action."""
+        """How many resources get each action; `blocked` counts every resource with a blocked
+        step, also one whose other steps apply (counted under its action too): apply
+        reports the same resources blocked and exits 1."""
         counts = Counter(c.action for c in self.changes)
-        return {action: counts.get(action, 0) for action in ACTIONS}
+        summary: dict[str, int] = {action: counts.get(action, 0) for action in ACTIONS}
+        summary["blocked"] = sum(c.blocked for c in self.changes)
+        return summary
 
     @property
     def pending(self) -> bool:
