@@ -178,6 +178,22 @@ def test_a_tampered_mirror_step_is_refused_naming_its_field_and_nothing_runs(
     assert refs_of(ws.root / "dest.git") == before
 
 
+def test_a_to_read_as_an_option_never_reaches_git(ws: Workspace) -> None:
+    # A first mirror: no object cache yet, so nothing looks at `to` before `git push`.
+    seed_bare(ws.root / "source.git", branches=("main", "dev"))
+    mirror_spec(ws)
+    assert ws.run("plan").code == 0  # creates the store, as a first apply would
+    plan = saved_plan(ws)
+    steps = change_of(plan, "Mirror/core")["steps"]
+    assert [s["op"] for s in steps] == ["init", "create", "create"]
+    marker = ws.root / "marker"
+    steps[1]["to"] = f"--receive-pack=touch {marker} #"
+    stderr = apply_tampered(ws, plan)
+    assert "changes[0] ('Mirror/core'): steps[1].to: not a commit sha" in stderr
+    assert not marker.exists()
+    assert not (ws.root / "dest.git").exists()
+
+
 def test_a_tampered_change_is_refused(ws: Workspace, mirrored: WorkRepo) -> None:
     plan = saved_plan(ws)
     forgotten = dict(change_of(plan, "Mirror/core"), action="delete")
