@@ -318,6 +318,23 @@ def test_honest_saved_plans_of_every_kind_apply_and_the_next_plan_is_empty(
     apply_saved()
     assert refs_of(ws.root / "dest.git") == refs_of(ws.root / "source.git")
 
+    (ws.specs / "policy.yaml").unlink()  # the engine's forget
+    apply_saved()
+
+    (ws.root / "app").rename(ws.root / "app.moved")  # a blocked note: shown, not refused
+    plan = saved_plan(ws)
+    assert change_of(plan, "Environment/staging")["action"] == "blocked"
+    blocked = ws.run("apply", "plan.json")
+    assert blocked.code == 1 and "blocked Environment/staging" in blocked.stdout, blocked.output
+    assert "refused" not in blocked.output
+    # The note the engine writes for a resource it could not observe has no unit.
+    plan = saved_plan(ws)
+    change_of(plan, "Environment/staging")["steps"] = [{"op": "blocked", "reason": "cannot"}]
+    (ws.root / "plan.json").write_text(json.dumps(plan))
+    unobserved = ws.run("apply", "plan.json")
+    assert unobserved.code == 1 and "blocked Environment/staging: cannot" in unobserved.stdout
+    assert "refused" not in unobserved.output and "stale" not in unobserved.output
+
 
 def test_the_plan_summary_counts_a_resource_with_a_blocked_ref_as_blocked(
     ws: Workspace, mirrored: WorkRepo

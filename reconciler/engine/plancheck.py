@@ -61,6 +61,13 @@ class _Forget(_Strict):
     reason: Text
 
 
+class _Unobserved(_Strict):
+    """The engine's note for a resource that could not be observed (planning.py)."""
+
+    op: Literal["blocked"]
+    reason: Text
+
+
 def change_file(index: int, data: Any) -> ChangeFile:
     """The change at `index` of a plan file, its own fields checked (raises ValueError)."""
     try:
@@ -109,7 +116,9 @@ def step_problems(
 ) -> list[str]:
     """What is wrong with one step against its kind's model for its op."""
     op = step.get("op")
-    if not isinstance(op, str) or op not in models:
+    if op == "blocked" and "unit" not in step:
+        models = {"blocked": _Unobserved}
+    elif not isinstance(op, str) or op not in models:
         known = ", ".join(sorted(models)) or "none"
         return [f"{where}.op: unknown op {shown(str(op))} for a {resource.kind} (known: {known})"]
     try:
@@ -134,11 +143,11 @@ def _forget_problems(where: str, change: ChangeFile) -> list[str]:
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
-    """`('fields', 'label', 0)` -> `fields.label[0]`; the alias `from_` shows as `from`."""
+    """`('fields', 'label', 0)` -> `fields.label[0]`."""
     text = ""
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += ("." if text else "") + part.removesuffix("_")
+            text += ("." if text else "") + part
     return text or "(step)"
