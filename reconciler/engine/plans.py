@@ -114,7 +114,7 @@ def load_plan(path: Path, registry: Registry, resources: Mapping[str, Resource])
             raise StalePlan(f"{path}: plan format {version} is not supported")
         saved = PlanFile.model_validate(data)
         changes = [change_file(i, c) for i, c in enumerate(saved.changes)]
-    except (OSError, ValueError) as error:  # pydantic's ValidationError is a ValueError
+    except (OSError, ValueError, RecursionError) as error:  # ValidationError: a ValueError
         raise StalePlan(
             f"{path}: refused, nothing was applied: not a readable saved plan: {described(error)}"
         ) from None
@@ -123,8 +123,8 @@ def load_plan(path: Path, registry: Registry, resources: Mapping[str, Resource])
     ]
     if problems:
         raise StalePlan(
-            f"{path}: refused, nothing was applied: the plan does not hold what reconciler "
-            "plans:\n  " + "\n  ".join(problems)
+            f"{path}: refused, nothing was applied: the saved plan was edited or is damaged:\n  "
+            + "\n  ".join(problems)
         )
     return Plan(
         source=saved.specs.source,
