@@ -10,13 +10,26 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from reconciler.kinds.mirror.model import MirrorSpec
+from reconciler.kinds.mirror.observed import (
+    DestinationObserved,
+    MirrorObserved,
+    RepoObserved,
+    filtered,
+)
+from reconciler.kinds.mirror.planning import plan_mirror
+from reconciler.kinds.mirror.steps import STEP_MODELS
+from reconciler.kinds.steps import ref_format_problem
 from tests.conftest import Workspace
 from tests.gitservers import WorkRepo, refs_of, seed_bare
 
@@ -372,3 +385,65 @@ def test_apply_counts_blocked_resources_as_the_plan_does(ws: Workspace) -> None:
     assert applied.code == 1
     assert "0 actions done, 0 failed, 1 blocked." in applied.stdout, applied.stdout
     assert applied.stdout.count("blocked Mirror/core") == 2  # each ref still listed
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab/.-@{}~^:?*[\\ \x01\x7f", min_size=1, max_size=12))
+def test_the_ref_name_check_agrees_with_git_check_ref_format(tail: str) -> None:
+    for name in (tail, f"refs/heads/{tail}", f"refs/{tail}.lock"):
+        if name.startswith("-"):  # stricter than git on purpose: never an option
+            assert ref_format_problem(name) is not None
+            continue
+        git = subprocess.run(["git", "check-ref-format", name], capture_output=True)
+        assert (ref_format_problem(name) is None) == (git.returncode == 0), name
+
+
+_SHAS = st.sampled_from(["a" * 40, "b" * 40, "c" * 64])
+_REFS = st.dictionaries(
+    st.sampled_from(["refs/heads/main", "refs/heads/dev", "refs/tags/v1", "refs/notes/x"]),
+    _SHAS,
+    max_size=4,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    source=_REFS,
+    dest=_REFS,
+    exists=st.booleans(),
+    forward=st.booleans(),
+    strategy=st.sampled_from(["fail", "force", "skip"]),
+    prune=st.booleans(),
+)
+def test_every_step_the_mirror_planner_writes_fits_its_model(
+    source: dict[str, str],
+    dest: dict[str, str],
+    exists: bool,
+    forward: bool,
+    strategy: str,
+    prune: bool,
+) -> None:
+    spec = MirrorSpec.model_validate(
+        {
+            "source": {"url": "/src/{repo}.git"},
+            "destinations": [{"url": "/dst/{repo}.git"}, {"url": "/other/{repo}.git"}],
+            "repos": ["app"],
+            "conflictStrategy": strategy,
+            "prune": prune,
+        }
+    )
+    destinations = [
+        DestinationObserved(
+            url=url,
+            exists=exists,
+            refs=filtered(dest if exists else {}, spec),
+            fast_forward=dict.fromkeys(source, forward),
+        )
+        for url in ("/dst/app.git", "/other/app.git")
+    ]
+    repo = RepoObserved(
+        repo="app", source="/src/app.git", refs=filtered(source, spec), destinations=destinations
+    )
+    planned = plan_mirror(spec, MirrorObserved(repos=[repo]), None)
+    for step in planned.steps:
+        STEP_MODELS[step["op"]].model_validate(step, strict=True, context={"spec": spec})
