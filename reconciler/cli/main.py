@@ -171,7 +171,7 @@ def apply(
         specs = load(workspace)
         if planfile is None:
             return make_plan(workspace, specs, list(targets)), specs
-        saved = load_plan(planfile)
+        saved = load_plan(planfile, workspace.registry, specs.by_address())
         check_current(workspace, saved, specs)
         return saved, specs
 

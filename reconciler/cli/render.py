@@ -157,10 +157,12 @@ def apply_summary(console: Console, report: ApplyReport) -> None:
     """What an apply did, and what it could not do."""
     for note in report.notes:
         console.print(f"[yellow]note:[/yellow] {shown(note)}", highlight=False)
-    for blocked in report.blocked:
-        console.print(f"[magenta]blocked[/magenta] {shown(blocked)}", highlight=False)
+    for line in report.blocked:
+        console.print(f"[magenta]blocked[/magenta] {shown(line)}", highlight=False)
     done = sum(a.outcome == "done" for a in report.actions)
     failed = len(report.actions) - done
+    # Resources, as the plan's summary counts them (each blocked ref is listed above).
+    blocked = len({line.split(": ", 1)[0] for line in report.blocked})
     revision = f" (revision {report.revision})" if report.revision else ""
     if not report.actions and report.revision is None and not report.blocked:
         console.print("No changes. Nothing to apply.")
@@ -168,7 +170,7 @@ def apply_summary(console: Console, report: ApplyReport) -> None:
     colour = "green" if report.ok else "red"
     console.print(
         f"[{colour}]Apply {'complete' if report.ok else 'incomplete'}{revision}: "
-        f"{done} actions done, {failed} failed, {len(report.blocked)} blocked.[/{colour}]",
+        f"{done} actions done, {failed} failed, {blocked} blocked.[/{colour}]",
         highlight=False,
     )
 

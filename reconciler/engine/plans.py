@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.engine.plancheck import (
+    ChangeFile,
+    PlanFile,
+    change_file,
+    change_problems,
+    described,
+)
 from reconciler.errors import StalePlan
 from reconciler.kinds.base import INFORMATIVE_OPS, Action, ChangeAction, Step
+from reconciler.kinds.registry import Registry
+from reconciler.specs import Resource
 
 FORMAT_VERSION = 1
 ACTIONS: tuple[ChangeAction, ...] = ("create", "update", "delete", "noop", "blocked")
@@ -27,6 +37,11 @@ class Change:
     actions: tuple[Action, ...] = ()
     notes: tuple[Step, ...] = ()
     fingerprint: str | None = None  # digest of the observed facts the plan was made from
+
+    @property
+    def blocked(self) -> bool:
+        """True when something of the resource is left blocked, even if other steps apply."""
+        return self.action == "blocked" or any(n["op"] == "blocked" for n in self.notes)
 
     @property
     def steps(self) -> list[Step]:
@@ -57,9 +72,13 @@ class Plan:
     targets: tuple[str, ...] = field(default=())
 
     def summary(self) -> dict[str, int]:
-        """How many resources get each action."""
+        """How many resources get each action; `blocked` counts every resource with a blocked
+        step, also one whose other steps apply (counted under its action too): apply
+        reports the same resources blocked and exits 1."""
         counts = Counter(c.action for c in self.changes)
-        return {action: counts.get(action, 0) for action in ACTIONS}
+        summary: dict[str, int] = {action: counts.get(action, 0) for action in ACTIONS}
+        summary["blocked"] = sum(c.blocked for c in self.changes)
+        return summary
 
     @property
     def pending(self) -> bool:
@@ -85,43 +104,52 @@ class Plan:
         path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def load_plan(path: Path) -> Plan:
-    """Read a saved plan; the actions are regrouped from the steps by their `unit`."""
+def load_plan(path: Path, registry: Registry, resources: Mapping[str, Resource]) -> Plan:
+    """Read a saved plan, every field of every step checked (engine/plancheck.py) before
+    any is used; the actions are regrouped from the steps by their `unit`."""
     try:
         data = json.loads(path.read_text())
-        if data.get("format_version") != FORMAT_VERSION:
-            raise StalePlan(f"{path}: plan format {data.get('format_version')} is not supported")
-        observed = data.get("observed", {})
-        changes = tuple(_change(c, observed.get(c["address"])) for c in data["changes"])
-        specs = data["specs"]
-        return Plan(
-            source=specs["source"],
-            commit=specs["commit"],
-            digest=specs["digest"],
-            state_serial=int(data["state_serial"]),
-            changes=changes,
-            targets=tuple(data.get("targets", [])),
+        if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+            version = data.get("format_version") if isinstance(data, dict) else None
+            raise StalePlan(f"{path}: plan format {version} is not supported")
+        saved = PlanFile.model_validate(data)
+        changes = [change_file(i, c) for i, c in enumerate(saved.changes)]
+    except (OSError, ValueError, RecursionError) as error:  # ValidationError: a ValueError
+        raise StalePlan(
+            f"{path}: refused, nothing was applied: not a readable saved plan: {described(error)}"
+        ) from None
+    problems = [
+        p for i, c in enumerate(changes) for p in change_problems(i, c, registry, resources)
+    ]
+    if problems:
+        raise StalePlan(
+            f"{path}: refused, nothing was applied: the saved plan was edited or is damaged:\n  "
+            + "\n  ".join(problems)
         )
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise StalePlan(f"{path}: not a readable saved plan: {error}") from None
+    return Plan(
+        source=saved.specs.source,
+        commit=saved.specs.commit,
+        digest=saved.specs.digest,
+        state_serial=saved.state_serial,
+        changes=tuple(_change(c, saved.observed.get(c.address)) for c in changes),
+        targets=tuple(saved.targets),
+    )
 
 
-def _change(data: dict[str, Any], fingerprint: str | None) -> Change:
+def _change(data: ChangeFile, fingerprint: str | None) -> Change:
     actions: dict[str, list[Step]] = {}
     notes: list[Step] = []
-    for step in data["steps"]:
+    for step in data.steps:
         if step["op"] in INFORMATIVE_OPS:
             notes.append(step)
         else:
             actions.setdefault(str(step.get("unit", "")), []).append(step)
-    if data["action"] not in ACTIONS:
-        raise ValueError(f"unknown action {data['action']!r}")
     return Change(
-        address=data["address"],
-        kind=data["kind"],
-        name=data["name"],
-        action=data["action"],
-        reason=data["reason"],
+        address=data.address,
+        kind=data.kind,
+        name=data.name,
+        action=data.action,
+        reason=data.reason,
         actions=tuple(Action(unit, tuple(steps)) for unit, steps in actions.items()),
         notes=tuple(notes),
         fingerprint=fingerprint,

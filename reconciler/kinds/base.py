@@ -100,6 +100,9 @@ class Controller(Protocol):
     kind: ClassVar[str]
     spec_model: ClassVar[type[BaseModel]]
     observed_model: ClassVar[type[BaseModel]]
+    # op -> the model of that step (kinds/steps.py): a saved plan read back from a file is
+    # checked against it, with the resource's spec as validation context, before any use.
+    step_models: ClassVar[Mapping[str, type[BaseModel]]]
 
     def references(self, resource: Resource) -> dict[str, str]:
         """Addresses this resource depends on beyond `metadata.dependsOn`, each with the

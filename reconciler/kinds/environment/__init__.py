@@ -4,6 +4,7 @@ rolled back automatically, gated on the environments it requires."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
@@ -26,6 +27,7 @@ from reconciler.kinds.environment.observing import (
 )
 from reconciler.kinds.environment.planning import plan_environment
 from reconciler.kinds.environment.releases import Layout, read_manifest, release_number
+from reconciler.kinds.environment.steps import STEP_MODELS
 from reconciler.specs import Resource
 from reconciler.store import ResourceRecord, now
 
@@ -35,6 +37,7 @@ class EnvironmentController:
 
     kind: ClassVar[str] = "Environment"
     spec_model: ClassVar[type[BaseModel]] = EnvironmentSpec
+    step_models: ClassVar[Mapping[str, type[BaseModel]]] = STEP_MODELS
     observed_model: ClassVar[type[BaseModel]] = EnvironmentObserved
 
     def references(self, resource: Resource) -> dict[str, str]:

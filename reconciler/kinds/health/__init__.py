@@ -7,6 +7,7 @@ engine.healing), which read the policy's validated spec from here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -29,6 +30,7 @@ class HealthPolicyController:
     kind: ClassVar[str] = "HealthPolicy"
     spec_model: ClassVar[type[BaseModel]] = HealthPolicySpec
     observed_model: ClassVar[type[BaseModel]] = HealthPolicyObserved
+    step_models: ClassVar[Mapping[str, type[BaseModel]]] = {}  # a policy plans no steps
 
     def references(self, resource: Resource) -> dict[str, str]:
         """The addresses the selector names must exist."""

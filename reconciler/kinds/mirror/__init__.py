@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from pydantic import BaseModel
@@ -12,6 +13,7 @@ from reconciler.kinds.mirror.model import MirrorSpec
 from reconciler.kinds.mirror.observed import MirrorObserved
 from reconciler.kinds.mirror.observing import observe_mirror
 from reconciler.kinds.mirror.planning import plan_mirror
+from reconciler.kinds.mirror.steps import STEP_MODELS
 from reconciler.specs import Resource
 from reconciler.store import ResourceRecord
 
@@ -21,6 +23,7 @@ class MirrorController:
 
     kind: ClassVar[str] = "Mirror"
     spec_model: ClassVar[type[BaseModel]] = MirrorSpec
+    step_models: ClassVar[Mapping[str, type[BaseModel]]] = STEP_MODELS
     observed_model: ClassVar[type[BaseModel]] = MirrorObserved
 
     def references(self, resource: Resource) -> dict[str, str]:

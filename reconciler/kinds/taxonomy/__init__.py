@@ -3,6 +3,7 @@ three-way with the edits made there, versioned, and rolled back on request."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from pydantic import BaseModel
@@ -14,6 +15,7 @@ from reconciler.kinds.taxonomy.observed import TaxonomyObserved
 from reconciler.kinds.taxonomy.observing import observe_taxonomy
 from reconciler.kinds.taxonomy.planning import plan_taxonomy
 from reconciler.kinds.taxonomy.rollback import rollback_taxonomy
+from reconciler.kinds.taxonomy.steps import STEP_MODELS
 from reconciler.specs import Resource
 from reconciler.store import ResourceRecord
 
@@ -23,6 +25,7 @@ class TaxonomyController:
 
     kind: ClassVar[str] = "Taxonomy"
     spec_model: ClassVar[type[BaseModel]] = TaxonomySpec
+    step_models: ClassVar[Mapping[str, type[BaseModel]]] = STEP_MODELS
     observed_model: ClassVar[type[BaseModel]] = TaxonomyObserved
 
     def references(self, resource: Resource) -> dict[str, str]:

@@ -1,0 +1,88 @@
+"""The shape of every step an Environment plan holds (planning.py writes them, the deploy
+reads the release and sha of the first): checked field by field when a saved plan is read
+back, before anything runs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
+
+from reconciler.kinds.environment.model import EnvironmentSpec
+from reconciler.kinds.environment.releases import check_release_name
+from reconciler.kinds.steps import Sha, StepModel, one_of, spec_in
+
+Slot = Literal["blue", "green"]  # releases.SLOTS
+
+
+class _Unit(StepModel):
+    unit: str  # the target directory: only the spec's
+
+    @field_validator("unit")
+    @classmethod
+    def _unit(cls, unit: str, info: ValidationInfo) -> str:
+        spec: EnvironmentSpec = spec_in(info)
+        return one_of(unit, [spec.target.path], "the target directory")
+
+
+class _Step(_Unit):
+    """A step of a deploy of `sha` (what `ref` names) as the release `release`."""
+
+    ref: str
+    sha: Sha
+    release: str  # after sha: the name must carry its short sha
+
+    @field_validator("ref")
+    @classmethod
+    def _ref(cls, ref: str, info: ValidationInfo) -> str:
+        spec: EnvironmentSpec = spec_in(info)
+        return one_of(ref, [spec.source.ref], "the ref")
+
+    @field_validator("release")
+    @classmethod
+    def _release(cls, release: str, info: ValidationInfo) -> str:
+        sha = info.data.get("sha")
+        return release if sha is None else check_release_name(release, sha)
+
+
+class DeployStep(_Step):
+    """fetch, export, verify, prune, and confirm (an interrupted deploy's release)."""
+
+    op: Literal["fetch", "export", "verify", "prune", "confirm"]
+
+
+class HookStep(_Step):
+    """A build or activate hook (shown; the deploy runs the spec's hooks, never these)."""
+
+    op: Literal["build", "activate"]
+    run: Annotated[list[str], Field(min_length=1)]
+
+
+class PreviewStep(_Step):
+    """The checks of the idle slot of a blue-green deploy."""
+
+    op: Literal["preview"]
+    slot: Slot
+
+
+class SwitchStep(_Step):
+    """`current` (or, blue-green, the idle slot) to the new release."""
+
+    op: Literal["switch"]
+    slot: Slot | None = None
+
+
+class BlockedStep(_Unit):
+    """Why nothing is deployed (never applied)."""
+
+    op: Literal["blocked"]
+
+
+STEP_MODELS: dict[str, type[BaseModel]] = {
+    **dict.fromkeys(("fetch", "export", "verify", "prune", "confirm"), DeployStep),
+    "build": HookStep,
+    "activate": HookStep,
+    "preview": PreviewStep,
+    "switch": SwitchStep,
+    "blocked": BlockedStep,
+}
