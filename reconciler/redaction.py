@@ -24,6 +24,12 @@ class Redactor:
             with self._lock:
                 self._secrets.add(secret)
 
+    def holds_secret(self, text: str) -> bool:
+        """True when `text` contains a value this run knows to be secret (such a variable is
+        kept from child processes)."""
+        with self._lock:
+            return any(secret in text for secret in self._secrets)
+
     def __call__(self, text: str) -> str:
         """Return `text` with every secret and URL credential masked."""
         text = _USERINFO.sub(lambda m: m.group("scheme") + MASK + "@", text)
