@@ -25,10 +25,11 @@ class Redactor:
                 self._secrets.add(secret)
 
     def holds_secret(self, text: str) -> bool:
-        """True when `text` contains a value this run knows to be secret (such a variable is
-        kept from child processes)."""
+        """True when `text` is a value this run knows to be secret, or contains one of at
+        least 8 characters (a shorter one could be part of PATH); such a variable is kept
+        from child processes."""
         with self._lock:
-            return any(secret in text for secret in self._secrets)
+            return any(s == text or (len(s) >= 8 and s in text) for s in self._secrets)
 
     def __call__(self, text: str) -> str:
         """Return `text` with every secret and URL credential masked."""

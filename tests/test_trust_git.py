@@ -251,7 +251,8 @@ def test_a_listing_redirected_to_another_port_never_carries_the_password(
         assert elsewhere.records == []
         ok(result, 2)
         assert "1 blocked" in result.output
-        assert f"the server redirects to http://{HOST}:{elsewhere.port}/" in result.output
+        moved = f"http://{HOST}:{elsewhere.port}/vision.git"
+        assert f"the server redirects to {moved};" in result.output
         assert "write the URL it redirects to" in result.output
         assert SECRET not in result.output
 

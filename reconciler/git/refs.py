@@ -118,7 +118,7 @@ def _http_client(remote: Remote) -> Any:
             location = response.get_redirect_location()
             if location:
                 response.drain_conn()
-                raise Redirected(urljoin(url, location))
+                raise Redirected(urljoin(url, location).split("/info/refs", 1)[0])
             return response
 
     headers = {"Authorization": "Basic " + token.decode()}
