@@ -322,6 +322,7 @@ def test_git_children_get_no_secret_and_no_planted_helper_runs(
         "BACKUP_TOKEN": SECRET,
         "COPY_OF_THE_TOKEN": SECRET,
         "RECONCILER_WEBHOOK_SECRET": WEBHOOK,
+        "SAME_AS_THE_WEBHOOK_SECRET": WEBHOOK,
     }
     ok(ws.run("apply", "--yes", env=env))
     assert refs_of(http_server.root / "vision.git") == expected

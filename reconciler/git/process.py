@@ -60,7 +60,7 @@ the password is only for $RECONCILER_GIT_ORIGIN" >&2
 esac
 """
 _REFUSED = "reconciler: refused to answer"
-# Never handed to a git child, whatever their value.
+# Never handed to a git child, nor any variable with the same value.
 _SECRET_NAMES = frozenset({"RECONCILER_WEBHOOK_SECRET"})
 # What git says when a server redirects and redirects are not followed.
 _REDIRECTED = re.compile(r"returned error: (30[1-8])")
@@ -109,11 +109,13 @@ class GitRunner:
         credential only through the helper, and only for `remote`'s origin)."""
         if remote is not None and remote.password is not None:
             self.redact.add(remote.password)
+        named = {value for name in _SECRET_NAMES if (value := os.environ.get(name))}
         env = {
             k: v
             for k, v in os.environ.items()
             if not k.startswith(("GIT_", "RECONCILER_GIT_"))
             and k not in _SECRET_NAMES
+            and v not in named
             and not self.redact.holds_secret(v)
         }
         env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C", GIT_CONFIG_NOSYSTEM="1")
