@@ -79,7 +79,7 @@ class GitRunner:
         self.work_dir = work_dir
         self.redact = redact
         self._private: Path | None = None
-        self._files: dict[str, Path] = {}  # name or password -> its file in _private
+        self._files: dict[str, Path] = {}  # "helper" or "password:..." -> its file
         self._guard = threading.Lock()
 
     def _private_file(self, content: str, *, helper: bool = False) -> Path:
