@@ -33,6 +33,13 @@ class Redactor:
             with self._lock:
                 self._secrets.add(secret)
 
+    def holds_secret(self, text: str) -> bool:
+        """True when `text` is a value this run knows to be secret, or contains one of at
+        least 8 characters (a shorter one could be part of PATH); such a variable is kept
+        from child processes."""
+        with self._lock:
+            return any(s == text or (len(s) >= 8 and s in text) for s in self._secrets)
+
     def __call__(self, text: str) -> str:
         """Return `text` with every secret and URL credential masked."""
         text = _USERINFO.sub(lambda m: m.group("scheme") + MASK + "@", text)

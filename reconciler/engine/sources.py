@@ -76,13 +76,14 @@ def _export(source: GitSpecSource, cache_dir: Path, git: GitRunner) -> tuple[str
     repo = cache_dir / "specs" / f"{key}.git"
     try:
         if not (repo / "HEAD").exists():
-            git.run(["init", "--quiet", "--bare", str(repo)])
+            git.run(["init", "--quiet", "--bare", "--", str(repo)])
         git.run(
             [
                 "fetch",
                 "--quiet",
                 "--no-tags",
                 "--no-write-fetch-head",
+                "--",
                 remote.git_url(),
                 f"+{source.ref}:refs/specs/head",
             ],
@@ -100,7 +101,7 @@ def _export(source: GitSpecSource, cache_dir: Path, git: GitRunner) -> tuple[str
 
 
 def _extract(git: GitRunner, repo: Path, commit: str, path: str, root: Path) -> None:
-    args = ["archive", "--format=tar", commit] + ([] if path == "." else [path])
+    args = ["archive", "--format=tar", "--end-of-options", commit] + ([] if path == "." else [path])
     try:
         archive = git.output(args, cwd=repo)
     except ReconcilerError as error:

@@ -102,7 +102,7 @@ class CommitPoller:
     def head(self) -> str | None:
         """The sha the ref names at the source now (None: not an advertised ref)."""
         remote = self.source.remote()
-        args = ["ls-remote", remote.git_url(), self.source.ref]
+        args = ["ls-remote", "--", remote.git_url(), self.source.ref]
         result = self.git.run(args, timeout=60, remote=remote)
         lines = [line.split("\t") for line in result.stdout.splitlines() if "\t" in line]
         exact = [

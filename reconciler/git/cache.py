@@ -49,7 +49,7 @@ class BareCache:
         if self.exists():
             return  # else absent, or half made by a killed run: `git init` completes it
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.runner.run(["init", "--quiet", "--bare", str(self.path)])
+        self.runner.run(["init", "--quiet", "--bare", "--", str(self.path)])
         for key, value in _CACHE_CONFIG:
             self.runner.run(["config", key, value], cwd=self.path)
 
@@ -88,7 +88,16 @@ class ObjectCache(BareCache):
 
     def _whole(self, sha: str) -> bool:
         """True when every object `sha` needs is here (a walk of what no ref reaches yet)."""
-        walk = ["rev-list", "--objects", "--quiet", sha, "--not", "--all"]
+        walk = [
+            "rev-list",
+            "--objects",
+            "--quiet",
+            "--not",
+            "--all",
+            "--not",
+            "--end-of-options",
+            sha,
+        ]
         return self.runner.run(walk, cwd=self.path, check=False).returncode == 0
 
     def ensure_objects(self, shas: Iterable[str]) -> bool:
@@ -115,6 +124,7 @@ class ObjectCache(BareCache):
                 "--quiet",
                 "--prune",
                 "--no-write-fetch-head",
+                "--",
                 self.source.git_url(),
                 "+refs/heads/*:refs/heads/*",
                 "+refs/tags/*:refs/tags/*",
@@ -133,7 +143,7 @@ class ObjectCache(BareCache):
         if partial.exists():
             shutil.rmtree(partial)
         self.runner.run(
-            ["clone", "--quiet", "--mirror", self.source.git_url(), str(partial)],
+            ["clone", "--quiet", "--mirror", "--", self.source.git_url(), str(partial)],
             remote=self.source,
         )
         for key, value in _CACHE_CONFIG:
@@ -163,8 +173,12 @@ class ObjectCache(BareCache):
             repo.close()
 
     def preserve(self, remote: Remote, ref: str, sha: str, label: str) -> str:
-        """Keep the objects of `remote`'s `ref` (expected at `sha`) under a cache ref; return it."""
-        keep = f"refs/reconciler/preserved/{label}/{ref.removeprefix('refs/')}"
+        """Keep the objects of `remote`'s `ref` (expected at `sha`) under a cache ref; return it.
+
+        The name ends in the old sha: two updates of one ref under one label (within one
+        second) keep both old tips instead of the second overwriting the first.
+        """
+        keep = f"refs/reconciler/preserved/{label}/{ref.removeprefix('refs/')}@{sha}"
         with cache_lock(self.path):
             self._ensure()
             if self.missing([sha]):
@@ -174,6 +188,7 @@ class ObjectCache(BareCache):
                         "--quiet",
                         "--no-tags",
                         "--no-write-fetch-head",
+                        "--",
                         remote.git_url(),
                         f"+{ref}:{keep}",
                     ],
@@ -181,5 +196,5 @@ class ObjectCache(BareCache):
                     remote=remote,
                 )
             else:
-                self.runner.run(["update-ref", keep, sha], cwd=self.path)
+                self.runner.run(["update-ref", "--", keep, sha], cwd=self.path)
         return keep

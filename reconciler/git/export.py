@@ -15,7 +15,7 @@ def export_tree(runner: GitRunner, repo: Path, commit: str, destination: Path) -
     """Write the tree of `commit` (in the repository at `repo`) into the new `destination`."""
     destination.mkdir(parents=True)
     archive = subprocess.Popen(
-        ["git", "archive", "--format=tar", commit],
+        ["git", "archive", "--format=tar", "--end-of-options", commit],
         cwd=repo,
         env=runner.environment(),
         stdout=subprocess.PIPE,
@@ -53,7 +53,9 @@ def _file_system(directory: Path) -> str:
 def tree_blobs(runner: GitRunner, repo: Path, commit: str) -> dict[str, str]:
     """{path: blob sha} of every file and symbolic link in `commit` (what an exported release
     must contain; a link's blob is its target, as git stores it)."""
-    listing = runner.run(["ls-tree", "-r", "-z", "--full-tree", commit], cwd=repo).stdout
+    listing = runner.run(
+        ["ls-tree", "-r", "-z", "--full-tree", "--end-of-options", commit], cwd=repo
+    ).stdout
     blobs = {}
     for entry in listing.split("\0"):
         if entry:
@@ -67,6 +69,8 @@ def tree_blobs(runner: GitRunner, repo: Path, commit: str) -> dict[str, str]:
 def peel_to_commit(runner: GitRunner, repo: Path, name: str) -> str | None:
     """The commit `name` (sha, tag or branch in `repo`) points to, or None."""
     result = runner.run(
-        ["rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"], cwd=repo, check=False
+        ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{name}^{{commit}}"],
+        cwd=repo,
+        check=False,
     )
     return result.stdout.strip() or None

@@ -58,7 +58,14 @@ class FileBranch(BareCache):
             self._ensure()
             ref = f"refs/heads/{branch}"
             refspec = f"+{ref}:{ref}"
-            args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", self.remote.git_url()]
+            args = [
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--",
+                self.remote.git_url(),
+            ]
             self.runner.run([*args, refspec], cwd=self.path, remote=self.remote)
             if not self.has(commit):
                 raise GitError(f"{self.remote}: {branch} moved while it was fetched; try again")
@@ -136,10 +143,20 @@ class FileBranch(BareCache):
         if (now.stdout.strip() or None) != expected:
             return Published(False, f"stale info: {branch} is no longer at {expected}")
         outgoing = f"refs/reconciler/outgoing/{branch}"
-        self.runner.run(["update-ref", outgoing, new], cwd=self.path)
-        fetch = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", str(self.path), outgoing]
+        self.runner.run(["update-ref", "--", outgoing, new], cwd=self.path)
+        fetch = [
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--",
+            str(self.path),
+            outgoing,
+        ]
         self.runner.run(fetch, cwd=work)
-        merged = self.runner.run(["merge", "--ff-only", "--quiet", new], cwd=work, check=False)
+        merged = self.runner.run(
+            ["merge", "--ff-only", "--quiet", "--end-of-options", new], cwd=work, check=False
+        )
         if merged.returncode != 0:
             lines = [line for line in merged.stderr.splitlines() if line.strip()]
             return Published(False, "; ".join(lines[:3]) or "merge --ff-only failed")

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import stat
 import subprocess
+import tempfile
+import threading
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from reconciler.errors import GitError, ReconcilerError, TemporaryError
 from reconciler.git.remotes import Remote, network_timeout
@@ -37,42 +43,91 @@ _TRANSIENT = (
     ".lock': file exists",
 )
 
+# The helper answers only for the one origin (scheme://host:port) of its git process's
+# remote: a server that redirects git elsewhere is refused, not handed the password.
+# git asks "Username for 'ORIGIN[/path]': " and "Password for 'SCHEME://USER@HOST[/path]': ".
+# The password is in a file of the private directory, never in git's environment.
 _ASKPASS = """#!/bin/sh
-# Answers git's credential prompts from the environment of this one git process.
 case "$1" in
-  Username*) printf '%s\\n' "$RECONCILER_GIT_USERNAME" ;;
-  *) printf '%s\\n' "$RECONCILER_GIT_PASSWORD" ;;
+  "Username for '$RECONCILER_GIT_ORIGIN'"* | "Username for '$RECONCILER_GIT_ORIGIN/"*)
+    printf '%s\\n' "$RECONCILER_GIT_USERNAME" ;;
+  "Password for '$RECONCILER_GIT_USER_ORIGIN'"* | "Password for '$RECONCILER_GIT_USER_ORIGIN/"*)
+    cat -- "$RECONCILER_GIT_PASSWORD_FILE" ;;
+  *)
+    printf '%s\\n' "reconciler: refused to answer \\"$1\\": \\
+the password is only for $RECONCILER_GIT_ORIGIN" >&2
+    exit 1 ;;
 esac
 """
+_REFUSED = "reconciler: refused to answer"
+# Never handed to a git child, nor any variable with the same value.
+_SECRET_NAMES = frozenset({"RECONCILER_WEBHOOK_SECRET"})
+# What git says when a server redirects and redirects are not followed.
+_REDIRECTED = re.compile(r"returned error: (30[1-8])")
 
 
 class GitRunner:
-    """Runs git with a clean, prompt-free environment; one per state directory."""
+    """Runs git with a clean, prompt-free environment; one per state directory.
+
+    `work_dir` (the state's cache directory) holds no helper: a file there could have been
+    written by someone else. The askpass helper and the passwords it answers with are
+    written into a directory of this process (mkdtemp: mode 0700, this user's), checked
+    before each use and removed at exit.
+    """
 
     def __init__(self, work_dir: Path, redact: Redactor) -> None:
         self.work_dir = work_dir
         self.redact = redact
-        self._askpass = work_dir / "askpass.sh"
+        self._private: Path | None = None
+        self._files: dict[str, Path] = {}  # "helper" or "password:..." -> its file
+        self._guard = threading.Lock()
 
-    def _ensure_askpass(self) -> Path:
-        if not self._askpass.exists():
-            self.work_dir.mkdir(parents=True, exist_ok=True)
-            temporary = self._askpass.with_suffix(f".{os.getpid()}.tmp")
-            temporary.write_text(_ASKPASS)
-            temporary.chmod(stat.S_IRWXU)
-            temporary.replace(self._askpass)
-        return self._askpass
+    def _private_file(self, content: str, *, helper: bool = False) -> Path:
+        """A file holding `content` that only this user can read, in this process's
+        private directory: the askpass helper, or one password."""
+        key = "helper" if helper else f"password:{content}"
+        with self._guard:
+            if self._private is None or not self._private.exists():
+                self._private = Path(tempfile.mkdtemp(prefix="reconciler-"))
+                weakref.finalize(self, shutil.rmtree, self._private, ignore_errors=True)
+                self._files.clear()
+            _check_private(self._private, directory=True)
+            path = self._files.get(key)
+            if path is None or not os.path.lexists(path):
+                prefix = "askpass-" if helper else "secret-"
+                descriptor, name = tempfile.mkstemp(prefix=prefix, dir=self._private)
+                os.fchmod(descriptor, stat.S_IRWXU if helper else stat.S_IRUSR | stat.S_IWUSR)
+                with os.fdopen(descriptor, "w") as file:
+                    file.write(content)
+                path = self._files[key] = Path(name)
+            _check_private(path, directory=False)
+            return path
 
     def environment(self, remote: Remote | None = None) -> dict[str, str]:
-        """The environment for a git process that may talk to `remote`."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "RECONCILER_GIT_"))}
-        env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C", GIT_CONFIG_NOSYSTEM="1")
+        """The environment for a git process that may talk to `remote`: without any
+        variable that holds a credential the run knows or the webhook secret (git gets a
+        credential only through the helper, and only for `remote`'s origin)."""
         if remote is not None and remote.password is not None:
             self.redact.add(remote.password)
+        named = {value for name in _SECRET_NAMES if (value := os.environ.get(name))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("GIT_", "RECONCILER_GIT_"))
+            and k not in _SECRET_NAMES
+            and v not in named
+            and not self.redact.holds_secret(v)
+        }
+        env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C", GIT_CONFIG_NOSYSTEM="1")
+        if remote is not None and remote.password is not None:
+            scheme, host = remote.url.split("://", 1)[0], _host(remote.url)
+            username = remote.username or "git"
             env.update(
-                GIT_ASKPASS=str(self._ensure_askpass()),
-                RECONCILER_GIT_USERNAME=remote.username or "git",
-                RECONCILER_GIT_PASSWORD=remote.password,
+                GIT_ASKPASS=str(self._private_file(_ASKPASS, helper=True)),
+                RECONCILER_GIT_ORIGIN=f"{scheme}://{host}",
+                RECONCILER_GIT_USER_ORIGIN=f"{scheme}://{username}@{host}",
+                RECONCILER_GIT_USERNAME=username,
+                RECONCILER_GIT_PASSWORD_FILE=str(self._private_file(remote.password + "\n")),
             )
         return env
 
@@ -87,7 +142,13 @@ class GitRunner:
     ) -> subprocess.CompletedProcess[str]:
         """Run `git ARGS`; on failure raise TemporaryError or GitError with scrubbed output."""
         # A credential helper configured by the user must not answer for us (or store our secret).
-        command = ["git", "-c", "credential.helper=", "-c", "core.askPass=", *_stall_limit(), *args]
+        command = ["git", "-c", "credential.helper=", "-c", "core.askPass=", *_stall_limit()]
+        # ext:: runs a shell command, whatever a user's config allows.
+        command += ["-c", "protocol.ext.allow=never"]
+        if remote is not None and remote.password is not None:
+            # A redirect would take the password, or the push, to another place.
+            command += ["-c", "http.followRedirects=false"]
+        command += args
         try:
             result = subprocess.run(
                 command,
@@ -121,7 +182,34 @@ class GitRunner:
     def error(self, verb: str, stderr: str) -> ReconcilerError:
         """A scrubbed error from git's stderr, temporary when git's words say so."""
         lines = [line for line in self.redact(stderr).strip().splitlines() if line.strip()]
+        refused = [line for line in lines if line.startswith(_REFUSED)]
+        redirected = _REDIRECTED.search(stderr)
+        if refused:
+            return GitError(f"git {verb}: {refused[0]}")
+        if redirected:
+            return GitError(
+                f"git {verb}: the server redirected the request (HTTP {redirected[1]}); "
+                "with a password reconciler follows no redirect, so that the password goes "
+                "only to the URL written in the spec: write the URL it redirects to"
+            )
         message = f"git {verb}: " + ("; ".join(lines[-3:]) if lines else "failed")
         if any(word in stderr.lower() for word in _TRANSIENT):
             return TemporaryError(message)
         return GitError(message)
+
+
+def _host(url: str) -> str:
+    """`host[:port]` of a URL as git shows it in a prompt (percent-decoded, no user)."""
+    return unquote(urlsplit(url).netloc.rpartition("@")[2])
+
+
+def _check_private(path: Path, *, directory: bool) -> None:
+    """Refuse a helper path that is not this user's alone (or is a link)."""
+    info = os.lstat(path)
+    kind_ok = stat.S_ISDIR(info.st_mode) if directory else stat.S_ISREG(info.st_mode)
+    if not kind_ok or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise GitError(
+            f"{path}: not a private {'directory' if directory else 'file'} of this user "
+            f"(mode {stat.filemode(info.st_mode)}, owner {info.st_uid}); refusing to use it "
+            "for credentials"
+        )

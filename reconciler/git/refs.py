@@ -8,7 +8,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from reconciler.errors import GitError, TemporaryError
 from reconciler.git.remotes import Remote, network_timeout
@@ -65,6 +65,14 @@ def _dulwich_refs(remote: Remote, redact: Redactor) -> RefListing:
             result = client.get_refs(path.encode(), ref_prefix=_PREFIXES)
     except NotGitRepository:
         raise GitError(f"{remote}: not a git repository") from None
+    except Redirected as redirect:
+        raise GitError(
+            redact(
+                f"{remote}: the server redirects to {redirect.location}; with a password "
+                "reconciler follows no redirect, so that the password goes only to the URL "
+                "written in the spec: write the URL it redirects to"
+            )
+        ) from None
     except (OSError, HangupException, GitProtocolError) as error:
         raise TemporaryError(redact(f"{remote}: cannot list refs: {_detail(error)}")) from None
     except Exception as error:  # dulwich raises many kinds (HTTP status, urllib3 errors)
@@ -81,18 +89,40 @@ def _dulwich_refs(remote: Remote, redact: Redactor) -> RefListing:
     )
 
 
+class Redirected(Exception):
+    """An http server sent a listing with a password elsewhere (refused, not followed)."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
 def _http_client(remote: Remote) -> Any:
     """A dulwich http client with a read timeout and, given a password, our own header:
     dulwich encodes Basic credentials as latin-1, git as UTF-8 (and it ignores
-    `extra_headers`); urllib3 drops the header on a cross-host redirect."""
+    `extra_headers`). With a password no redirect is followed (as for git): the header
+    is sent to the URL written in the spec only."""
     import urllib3  # only here: importing it costs 70 ms of every run
     from dulwich.client import Urllib3HttpGitClient
 
-    headers = {}
-    if remote.password is not None:
-        token = base64.b64encode(f"{remote.username or ''}:{remote.password}".encode())
-        headers["Authorization"] = "Basic " + token.decode()
-    pool = urllib3.PoolManager(headers=headers, timeout=network_timeout())
+    if remote.password is None:
+        pool = urllib3.PoolManager(timeout=network_timeout())
+        return Urllib3HttpGitClient(remote.url, pool_manager=pool)
+    token = base64.b64encode(f"{remote.username or ''}:{remote.password}".encode())
+
+    class NoRedirects(urllib3.PoolManager):
+        def urlopen(  # type: ignore[override]  # (as urllib3's own PoolManager.urlopen)
+            self, method: str, url: str, redirect: bool = True, **kw: Any
+        ) -> urllib3.BaseHTTPResponse:
+            response = super().urlopen(method, url, redirect=False, **kw)
+            location = response.get_redirect_location()
+            if location:
+                response.drain_conn()
+                raise Redirected(urljoin(url, location).split("/info/refs", 1)[0])
+            return response
+
+    headers = {"Authorization": "Basic " + token.decode()}
+    pool = NoRedirects(headers=headers, timeout=network_timeout())
     return Urllib3HttpGitClient(remote.url, pool_manager=pool)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import SecretStr
 
@@ -20,10 +20,14 @@ _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 # `https:/host/x`, `ssh:host/x`: a network scheme without `//` (git would read it as scp-like
 # `host:path` with the host `https`); `file:/path` is a valid file URL and stays allowed.
 _HALF_URL = re.compile(r"^(?P<scheme>https?|ssh|git|git\+ssh):(?!//)", re.IGNORECASE)
+# `transport::address` runs the program git-remote-<transport> (`ext::` runs a shell command).
+_HELPER = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")
+_FILE_PREFIX = re.compile(r"^file:(?!//)", re.IGNORECASE)
 
 
 def check_location(url: str, context: dict[str, Any] | None) -> str:
-    """A path or URL as written in a spec: scheme checked, relative paths made absolute
+    """A path or URL as written in a spec (after `${VAR}` interpolation): scheme checked,
+    nothing git could read as an option, relative paths (also `file:PATH`) made absolute
     against the spec file's directory (`base_dir` in the validation context)."""
     url = url.strip()
     if not url:
@@ -32,9 +36,23 @@ def check_location(url: str, context: dict[str, Any] | None) -> str:
         raise ValueError(
             "~ is not expanded: write an absolute path, or one relative to the spec file"
         )
+    if _HELPER.match(url):
+        raise ValueError("transport::address forms run a program; use a path or a URL")
     half = _HALF_URL.match(url)
     if half:
         raise ValueError(f"malformed URL: {half['scheme']}: needs // (like {half['scheme']}://)")
+    if _option_like(url):
+        raise ValueError(
+            "a path, host or user starting with '-' could be read by git or ssh as an "
+            "option; write it another way (./-name for a relative path)"
+        )
+    base = (context or {}).get("base_dir")
+    if _FILE_PREFIX.match(url):  # `file:PATH` is a path like any other, never scp-like
+        text = unquote(_FILE_PREFIX.sub("", url, count=1))
+        if not text.strip():
+            raise ValueError("the URL names no repository path")
+        path = Path(text)
+        return str(path if path.is_absolute() else (Path(base or ".") / path).resolve())
     remote = Remote(url)
     # Remote.scheme reads `ftp://host/x` as scp-like ssh; judge a `scheme://` as written.
     written = _SCHEME.match(url)
@@ -46,10 +64,25 @@ def check_location(url: str, context: dict[str, Any] | None) -> str:
         )
     if written and not urlsplit(url).path.strip("/"):
         raise ValueError("the URL names no repository path")
-    base = (context or {}).get("base_dir")
-    if remote.is_local and not url.startswith("file:") and base is not None:
+    if remote.is_local and not written and base is not None:
         return str((Path(base) / url).resolve()) if not Path(url).is_absolute() else url
     return url
+
+
+def _option_like(url: str) -> bool:
+    """True when git, or the ssh it starts, could read a part of `url` as an option: the
+    text itself, or what follows a `file:` prefix, a `scheme://`, a user, a `host/` or an
+    scp-like `host:`, starts with '-'."""
+    parts = [url, _FILE_PREFIX.sub("", url, count=1)]
+    written = _SCHEME.match(url)
+    if written:
+        rest = url[written.end() :]
+        netloc, _, path = rest.partition("/")
+        parts += [rest, netloc.rpartition("@")[2], path]
+    elif Remote(url).scheme == "ssh":  # scp-like [user@]host:path
+        address, _, path = url.partition(":")
+        parts += [address.rpartition("@")[2], path]
+    return any(part.startswith("-") or unquote(part).startswith("-") for part in parts)
 
 
 def separate_credentials(

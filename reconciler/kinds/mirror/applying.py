@@ -47,7 +47,7 @@ def _init_bare(destination: Remote, head: str, context: Context) -> None:
     path = destination.local_path
     path.parent.mkdir(parents=True, exist_ok=True)
     branch = head.removeprefix("refs/heads/")
-    context.git.run(["init", "--quiet", "--bare", f"--initial-branch={branch}", str(path)])
+    context.git.run(["init", "--quiet", "--bare", f"--initial-branch={branch}", "--", str(path)])
 
 
 def _update(step: Step) -> RefUpdate:
