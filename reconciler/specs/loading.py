@@ -31,10 +31,9 @@ from reconciler.specs.interpolation import (
 )
 from reconciler.specs.types import FieldError
 from reconciler.specs.yamldocs import (
-    MAX_ALIAS_EXPANSION,
     MAX_DEPTH,
+    Document,
     YamlSyntaxError,
-    alias_bomb,
     field_path,
     line_of,
     read_documents,
@@ -119,22 +118,22 @@ def _load_file(
         problems.append(SpecProblem(display, error.line, str(error)))
         return []
     loaded = []
-    for document, line in documents:
-        resource = _load_document(document, line, path, display, kinds, environ, problems)
+    for document in documents:
+        resource = _load_document(document, path, display, kinds, environ, problems)
         if resource is not None:
             loaded.append(resource)
     return loaded
 
 
 def _load_document(
-    document: Any,
-    line: int,
+    read: Document,
     path: Path,
     display: str,
     kinds: Mapping[str, type[BaseModel]],
     environ: Mapping[str, str],
     problems: list[SpecProblem],
 ) -> Resource | None:
+    document, line = read.data, read.line
     if not isinstance(document, CommentedMap):
         problems.append(SpecProblem(display, line, "a spec document must be a mapping"))
         return None
@@ -143,10 +142,8 @@ def _load_document(
     if root_tag is not None and root_tag not in _PLAIN_TAGS:
         problems.append(SpecProblem(display, line, unsupported_tag(root_tag), address))
         return None
-    bomb = alias_bomb(document, line)
-    if bomb is not None:
-        message = f"aliases (*name) repeat more than {MAX_ALIAS_EXPANSION} values"
-        problems.append(SpecProblem(display, bomb, message, address))
+    if read.too_big is not None:  # checked first: nothing may walk the expanded document
+        problems.append(SpecProblem(display, *read.too_big, address))
         return None
     deep = too_deep(document, line)
     if deep is not None:
