@@ -64,20 +64,44 @@ def load_directory(
         raise SpecError([SpecProblem(str(root), None, "specs directory not found")])
     problems: list[SpecProblem] = []
     resources: list[Resource] = []
-    for path in spec_files(root):
+    loops: list[Path] = []
+    for path in spec_files(root, loops):
         display = _display(path, root, display_root)
         resources += _load_file(path, display, kinds, environ, problems)
+    for link in loops:
+        shown = _display_dir(Path(os.path.realpath(link)), root, display_root)
+        problems.append(
+            SpecProblem(
+                _display(link, root, display_root),
+                None,
+                f"directory link loops: it leads back to {shown}, a directory it is in",
+            )
+        )
     _check_unique(resources, problems)
     if problems:
         raise SpecError(problems)
     return SpecSet(source=source or str(root), commit=commit, resources=tuple(resources))
 
 
-def spec_files(root: Path) -> list[Path]:
-    """Every `*.yaml` / `*.yml` file under `root`, skipping hidden files and directories."""
+def spec_files(root: Path, loops: list[Path] | None = None) -> list[Path]:
+    """Every `*.yaml` / `*.yml` file under `root`, skipping hidden files and directories.
+    Links are followed, to directories as to files, wherever they point; a directory link
+    that leads back to a directory it is inside of is not followed but added to `loops`."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    inside: dict[str, tuple[str, ...]] = {str(root): (os.path.realpath(root),)}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        chain = inside[dirpath]
+        kept = []
+        for name in sorted(d for d in dirnames if not d.startswith(".")):
+            path = os.path.join(dirpath, name)
+            real = os.path.realpath(path)
+            if real in chain:
+                if loops is not None:
+                    loops.append(Path(path))
+                continue
+            inside[path] = (*chain, real)
+            kept.append(name)
+        dirnames[:] = kept
         found += [
             Path(dirpath) / f
             for f in filenames
@@ -91,6 +115,16 @@ def _display(path: Path, root: Path, display_root: str | None) -> str:
         return f"{display_root}/{path.relative_to(root).as_posix()}"
     relative = os.path.relpath(path)
     return str(path) if relative.startswith("..") else relative
+
+
+def _display_dir(real: Path, root: Path, display_root: str | None) -> str:
+    """A directory's real path as messages show it: under the specs root as its files are."""
+    top = root.resolve()
+    if real == top:
+        return display_root or _display(root, root, None)
+    if real.is_relative_to(top):
+        return _display(root / real.relative_to(top), root, display_root)
+    return str(real)
 
 
 def _load_file(
