@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 import typing
@@ -108,6 +109,20 @@ def spec_files(root: Path, loops: list[Path] | None = None) -> list[Path]:
             if f.endswith(SPEC_SUFFIXES) and not f.startswith(".")
         ]
     return sorted(found)
+
+
+def spec_digest(root: Path) -> str:
+    """A digest of the names and contents of the spec files under `root`: what a load of
+    `root` reads (two equal digests: the files did not change in between)."""
+    digest = hashlib.sha256()
+    for path in spec_files(root):
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            data = f"unreadable: {error.errno}".encode()
+        digest.update(f"{path}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def _display(path: Path, root: Path, display_root: str | None) -> str:

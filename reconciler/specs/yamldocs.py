@@ -97,7 +97,7 @@ def _documents(text: str) -> Iterator[Document]:
             yield Document(document, _scalar_line(text, index), too_big)
 
 
-class _CountingComposer(Composer):  # type: ignore[misc]
+class _CountingComposer(Composer):
     """A composer that counts what aliases stand for as it meets them, so a document whose
     aliases expand too far is known (at the alias that crossed the limit) before anything
     walks it. Composing itself shares the anchored node: it does not expand anything."""
