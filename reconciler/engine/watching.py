@@ -140,7 +140,7 @@ class Watcher:
         held = [c for c in plan.changes if c.action == "delete" and c.address in self.unconfirmed]
         if held:
             plan = replace(plan, changes=tuple(c for c in plan.changes if c not in held))
-            self.triggers.add("file")  # confirmed (or not) by the next reconcile
+            self.triggers.add("confirm")  # the next reconcile confirms it (or not)
         for warning in warnings:
             self.log({"event": "drift", "level": "warning", "message": warning})
         return plan, specs
