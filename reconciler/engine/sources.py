@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import posixpath
 import re
+import shutil
 import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -60,14 +62,19 @@ def load_specs(
     if source is None:
         return load_directory(Path(text), registry_models, source=text)
     commit, root = _export(source, cache_dir, git)
-    display = f"{shown(source.url)}@{commit[:7]}:" + ("" if source.path == "." else source.path)
     return load_directory(
         root / source.path,
         registry_models,
         source=shown(text),
         commit=commit,
-        display_root=display.rstrip(":/") if source.path == "." else display,
+        display_root=_display_root(source, commit),
     )
+
+
+def _display_root(source: GitSpecSource, commit: str) -> str:
+    """How messages name the exported directory: `URL@abc1234:specs` (`URL@abc1234`)."""
+    where = f"{shown(source.url)}@{commit[:7]}"
+    return where if source.path == "." else f"{where}:{source.path}"
 
 
 def _export(source: GitSpecSource, cache_dir: Path, git: GitRunner) -> tuple[str, Path]:
@@ -96,18 +103,91 @@ def _export(source: GitSpecSource, cache_dir: Path, git: GitRunner) -> tuple[str
         raise SpecError([SpecProblem(where, None, str(error))]) from None
     root = cache_dir / "specs" / key / commit
     if not root.exists():
-        _extract(git, repo, commit, source.path, root)
+        outside = _extract(git, repo, commit, source.path, root)
+        if outside:
+            top = _display_root(source, commit)
+            raise SpecError(
+                [
+                    SpecProblem(
+                        f"{top}/{posixpath.relpath(name, source.path)}",
+                        None,
+                        f"a link to {target!r}, outside the commit: a git specs source is "
+                        "read from its commit alone; commit the file itself",
+                    )
+                    for name, target in outside
+                ]
+            )
     return commit, root
 
 
-def _extract(git: GitRunner, repo: Path, commit: str, path: str, root: Path) -> None:
-    args = ["archive", "--format=tar", "--end-of-options", commit] + ([] if path == "." else [path])
-    try:
-        archive = git.output(args, cwd=repo)
-    except ReconcilerError as error:
-        raise SpecError([SpecProblem(f"{commit[:7]}:{path}", None, str(error))]) from None
+def _extract(
+    git: GitRunner, repo: Path, commit: str, path: str, root: Path
+) -> list[tuple[str, str]]:
+    """Export `path` of `commit` to `root`, as the files and links of the commit (a link is
+    its target text: one to a file elsewhere in the commit brings that file along). Return
+    the links named like spec files that lead outside the commit (then `root` is not made);
+    other links leading out are left out."""
     partial = root.with_name(root.name + ".partial")
-    partial.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    outside: list[tuple[str, str]] = []
+    wanted = _unpack(git, repo, commit, [] if path == "." else [path], partial, outside)
+    elsewhere = [t for t in wanted if not (partial / t).exists() and not _under(t, path)]
+    if elsewhere:  # linked from the specs, outside their directory: only what exists
+        listed = git.run(["ls-tree", "--name-only", commit, "--", *elsewhere], cwd=repo)
+        present = [name for name in listed.stdout.splitlines() if name]
+        if present:
+            _unpack(git, repo, commit, present, partial, [])
+    outside = [(n, t) for n, t in outside if _spec_name(n)]
+    if not outside:
+        partial.replace(root)
+    return outside
+
+
+def _unpack(
+    git: GitRunner,
+    repo: Path,
+    commit: str,
+    paths: list[str],
+    into: Path,
+    outside: list[tuple[str, str]],
+) -> list[str]:
+    """Extract `paths` of `commit` into `into`; links leading out of the commit are left
+    out and added to `outside` (name, target). Return where the links kept point to."""
+    try:
+        archive = git.output(
+            ["archive", "--format=tar", "--end-of-options", commit, "--", *paths], cwd=repo
+        )
+    except ReconcilerError as error:
+        where = f"{commit[:7]}:{','.join(paths) or '.'}"
+        raise SpecError([SpecProblem(where, None, str(error))]) from None
+    targets: list[str] = []
+
+    def keep(member: tarfile.TarInfo, destination: str) -> tarfile.TarInfo | None:
+        if member.issym():
+            target = posixpath.normpath(
+                posixpath.join(posixpath.dirname(member.name), member.linkname)
+            )
+            if member.linkname.startswith("/") or target == ".." or target.startswith("../"):
+                outside.append((member.name, member.linkname))
+                return None
+            targets.append(target)
+        try:
+            return tarfile.data_filter(member, destination)
+        except tarfile.FilterError:  # a link through another link that leads out
+            outside.append((member.name, member.linkname))
+            return None
+
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r") as tar:
-        tar.extractall(partial, filter="data")
-    partial.replace(root)
+        tar.extractall(into, filter=keep)
+    return targets
+
+
+def _under(name: str, path: str) -> bool:
+    return path == "." or name == path or name.startswith(path.rstrip("/") + "/")
+
+
+def _spec_name(name: str) -> bool:
+    """Whether the loader would read a file of this name (a spec, not hidden)."""
+    parts = name.split("/")
+    return name.endswith((".yaml", ".yml")) and not any(p.startswith(".") for p in parts)

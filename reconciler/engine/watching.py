@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,10 @@ from reconciler.engine.triggers import CommitPoller, Triggers, watch_directory
 from reconciler.engine.workspace import Workspace
 from reconciler.errors import LockHeld, ReconcilerError, SpecError
 from reconciler.kinds.health import policy_spec
-from reconciler.specs import SpecSet
+from reconciler.specs import SpecSet, spec_digest
 
 Log = Callable[[dict[str, Any]], None]
+_SETTLE_ATTEMPTS = 20  # loads of a specs directory that keeps changing before one is used
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class WatchOptions:
     debounce_ms: int = 50
     lock_timeout: float = 10.0
     max_backoff: float = 300.0
+    forget_after: float = 2.0  # a spec gone from a specs directory: confirmed this much later
 
 
 class Watcher:
@@ -61,6 +63,7 @@ class Watcher:
         self.failures = 0
         self.checked: dict[str, float] = {}  # policy -> monotonic time of its last checks
         self.last: dict[str, Any] = {"reconcile": None, "outcome": None, "error": None}
+        self.unconfirmed: set[str] = set()  # gone from the specs, not yet on a second load
         source = GitSpecSource.parse(workspace.specs)
         self.poller = CommitPoller(source, workspace.git) if source else None
 
@@ -131,8 +134,13 @@ class Watcher:
         return min(self.options.interval, backoff)
 
     def _plan(self, specs: SpecSet) -> tuple[Plan, SpecSet]:
-        """The plan, with drift corrected, reported or left alone per `driftPolicy`."""
+        """The plan, with drift corrected, reported or left alone per `driftPolicy`, and
+        without forgetting a resource whose spec has not yet been missing on two loads."""
         plan, warnings = hold_drift(self.workspace, make_plan(self.workspace, specs), specs)
+        held = [c for c in plan.changes if c.action == "delete" and c.address in self.unconfirmed]
+        if held:
+            plan = replace(plan, changes=tuple(c for c in plan.changes if c not in held))
+            self.triggers.add("confirm")  # the next reconcile confirms it (or not)
         for warning in warnings:
             self.log({"event": "drift", "level": "warning", "message": warning})
         return plan, specs
@@ -142,7 +150,7 @@ class Watcher:
         started = time.monotonic()
         trigger = ",".join(sorted(reasons))
         try:
-            specs = load(self.workspace)
+            specs = self._load()
         except SpecError as error:
             return self._failed(
                 trigger,
@@ -184,6 +192,40 @@ class Watcher:
             }
         )
         return ok
+
+    def _load(self) -> SpecSet:
+        """The specs, never half-written: a specs directory is read until its files read the
+        same a debounce after a load, and when a resource the store knows is missing, the
+        directory is read again `forget_after` seconds later; only a resource missing from
+        both loads may be forgotten (a spec saved in two writes is not read between them)."""
+        if self.poller is not None:  # a commit is written all at once
+            return load(self.workspace)
+        specs = self._settled()
+        known = {r.address for r in self.workspace.store.resources()}
+        missing = known - set(specs.by_address())
+        self.unconfirmed = missing
+        if missing and not self.triggers.stopping.wait(self.options.forget_after):
+            specs = self._settled()
+            self.unconfirmed = (known - set(specs.by_address())) - missing
+        return specs
+
+    def _settled(self) -> SpecSet:
+        """Load the specs directory until its files did not change during the load and a
+        debounce after it (a load that failed on files still being written is tried again)."""
+        root = Path(self.workspace.specs)
+        settle = self.options.debounce_ms / 1000
+        for _attempt in range(_SETTLE_ATTEMPTS):
+            before = spec_digest(root)
+            try:
+                specs: SpecSet | SpecError = load(self.workspace)
+            except SpecError as error:
+                specs = error
+            time.sleep(settle)
+            if spec_digest(root) == before:
+                break
+        if isinstance(specs, SpecError):
+            raise specs
+        return specs
 
     def _failed(self, trigger: str, started: float, outcome: str, problems: list[str]) -> bool:
         message = self.workspace.redact("; ".join(problems))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 import typing
@@ -31,10 +32,9 @@ from reconciler.specs.interpolation import (
 )
 from reconciler.specs.types import FieldError
 from reconciler.specs.yamldocs import (
-    MAX_ALIAS_EXPANSION,
     MAX_DEPTH,
+    Document,
     YamlSyntaxError,
-    alias_bomb,
     field_path,
     line_of,
     read_documents,
@@ -65,20 +65,44 @@ def load_directory(
         raise SpecError([SpecProblem(str(root), None, "specs directory not found")])
     problems: list[SpecProblem] = []
     resources: list[Resource] = []
-    for path in spec_files(root):
+    loops: list[Path] = []
+    for path in spec_files(root, loops):
         display = _display(path, root, display_root)
         resources += _load_file(path, display, kinds, environ, problems)
+    for link in loops:
+        shown = _display_dir(Path(os.path.realpath(link)), root, display_root)
+        problems.append(
+            SpecProblem(
+                _display(link, root, display_root),
+                None,
+                f"directory link loops: it leads back to {shown}, a directory it is in",
+            )
+        )
     _check_unique(resources, problems)
     if problems:
         raise SpecError(problems)
     return SpecSet(source=source or str(root), commit=commit, resources=tuple(resources))
 
 
-def spec_files(root: Path) -> list[Path]:
-    """Every `*.yaml` / `*.yml` file under `root`, skipping hidden files and directories."""
+def spec_files(root: Path, loops: list[Path] | None = None) -> list[Path]:
+    """Every `*.yaml` / `*.yml` file under `root`, skipping hidden files and directories.
+    Links are followed, to directories as to files, wherever they point; a directory link
+    that leads back to a directory it is inside of is not followed but added to `loops`."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    inside: dict[str, tuple[str, ...]] = {str(root): (os.path.realpath(root),)}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        chain = inside[dirpath]
+        kept = []
+        for name in sorted(d for d in dirnames if not d.startswith(".")):
+            path = os.path.join(dirpath, name)
+            real = os.path.realpath(path)
+            if real in chain:
+                if loops is not None:
+                    loops.append(Path(path))
+                continue
+            inside[path] = (*chain, real)
+            kept.append(name)
+        dirnames[:] = kept
         found += [
             Path(dirpath) / f
             for f in filenames
@@ -87,11 +111,35 @@ def spec_files(root: Path) -> list[Path]:
     return sorted(found)
 
 
+def spec_digest(root: Path) -> str:
+    """A digest of the names and contents of the spec files under `root`: what a load of
+    `root` reads (two equal digests: the files did not change in between)."""
+    digest = hashlib.sha256()
+    for path in spec_files(root):
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            data = f"unreadable: {error.errno}".encode()
+        digest.update(f"{path}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
 def _display(path: Path, root: Path, display_root: str | None) -> str:
     if display_root is not None:
         return f"{display_root}/{path.relative_to(root).as_posix()}"
     relative = os.path.relpath(path)
     return str(path) if relative.startswith("..") else relative
+
+
+def _display_dir(real: Path, root: Path, display_root: str | None) -> str:
+    """A directory's real path as messages show it: under the specs root as its files are."""
+    top = root.resolve()
+    if real == top:
+        return display_root or _display(root, root, None)
+    if real.is_relative_to(top):
+        return _display(root / real.relative_to(top), root, display_root)
+    return str(real)
 
 
 def _load_file(
@@ -119,22 +167,22 @@ def _load_file(
         problems.append(SpecProblem(display, error.line, str(error)))
         return []
     loaded = []
-    for document, line in documents:
-        resource = _load_document(document, line, path, display, kinds, environ, problems)
+    for document in documents:
+        resource = _load_document(document, path, display, kinds, environ, problems)
         if resource is not None:
             loaded.append(resource)
     return loaded
 
 
 def _load_document(
-    document: Any,
-    line: int,
+    read: Document,
     path: Path,
     display: str,
     kinds: Mapping[str, type[BaseModel]],
     environ: Mapping[str, str],
     problems: list[SpecProblem],
 ) -> Resource | None:
+    document, line = read.data, read.line
     if not isinstance(document, CommentedMap):
         problems.append(SpecProblem(display, line, "a spec document must be a mapping"))
         return None
@@ -143,10 +191,8 @@ def _load_document(
     if root_tag is not None and root_tag not in _PLAIN_TAGS:
         problems.append(SpecProblem(display, line, unsupported_tag(root_tag), address))
         return None
-    bomb = alias_bomb(document, line)
-    if bomb is not None:
-        message = f"aliases (*name) repeat more than {MAX_ALIAS_EXPANSION} values"
-        problems.append(SpecProblem(display, bomb, message, address))
+    if read.too_big is not None:  # checked first: nothing may walk the expanded document
+        problems.append(SpecProblem(display, *read.too_big, address))
         return None
     deep = too_deep(document, line)
     if deep is not None:

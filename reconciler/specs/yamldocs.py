@@ -7,18 +7,33 @@ import re
 import warnings
 from collections.abc import Iterator
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError, YAMLWarning
+from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
 MAX_DEPTH = 100  # deeper documents are refused before recursion (parser, pydantic) gives out
-# Values that aliases (`*name`) may add to a document beyond those written: enough for any
-# real reuse, far below a "billion laughs" document that would take minutes to validate.
-MAX_ALIAS_EXPANSION = 100_000
+# What aliases (`*name`) may add to a document beyond what is written, each alias counting
+# its anchor's whole value (nested aliases expanded): nodes (keys, values, items) and bytes
+# of scalar text. Enough for any real reuse; far below a "billion laughs" or a big string
+# repeated, which would take minutes and gigabytes to validate. What is written is not
+# counted: a large spec without aliases is not limited.
+MAX_ALIAS_NODES = 100_000
+MAX_ALIAS_BYTES = 10_000_000
+
+
+class Document(NamedTuple):
+    """One YAML document: its data, its first line, and (line, message) when its aliases
+    expand beyond the limits (the data is then not to be used beyond its `Kind/name`)."""
+
+    data: Any
+    line: int
+    too_big: tuple[int, str] | None
 
 
 class YamlSyntaxError(ValueError):
@@ -29,8 +44,8 @@ class YamlSyntaxError(ValueError):
         self.line = line
 
 
-def read_documents(text: str) -> list[tuple[Any, int]]:
-    """(document, first line) of every non-empty document in `text`; raises YamlSyntaxError."""
+def read_documents(text: str) -> list[Document]:
+    """Every non-empty document in `text`; raises YamlSyntaxError."""
     stray_bom = text.find("\ufeff", 1)
     if stray_bom != -1:  # files joined with `cat`: the BOM would hide inside a key
         raise YamlSyntaxError(
@@ -69,15 +84,91 @@ def read_documents(text: str) -> list[tuple[Any, int]]:
         raise YamlSyntaxError(f"invalid YAML: {first}", None) from None
 
 
-def _documents(text: str) -> Iterator[tuple[Any, int]]:
+def _documents(text: str) -> Iterator[Document]:
     yaml = YAML(typ="rt")  # round-trip nodes remember the line of every key and item
+    yaml.Composer = _CountingComposer
     for index, document in enumerate(yaml.load_all(text)):
         if document is None:
             continue
+        too_big = yaml.composer.too_big
         if isinstance(document, CommentedMap | CommentedSeq):
-            yield document, _node_line(document, 1)
+            yield Document(document, _node_line(document, 1), too_big)
         else:  # a bare scalar remembers no line: ask the composer (rare, and an error anyway)
-            yield document, _scalar_line(text, index)
+            yield Document(document, _scalar_line(text, index), too_big)
+
+
+class _CountingComposer(Composer):
+    """A composer that counts what aliases stand for as it meets them, so a document whose
+    aliases expand too far is known (at the alias that crossed the limit) before anything
+    walks it. Composing itself shares the anchored node: it does not expand anything."""
+
+    too_big: tuple[int, str] | None = None
+
+    def compose_document(self) -> Any:
+        self.too_big = None
+        self._added = [0, 0]  # nodes, bytes that aliases stand for so far
+        self._sizes: dict[int, tuple[int, int]] = {}  # complete node -> its expanded size
+        self._complete: set[int] = set()
+        return super().compose_document()
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.parser.peek_event()
+        node = super().compose_node(parent, index)
+        if isinstance(event, AliasEvent):
+            if self.too_big is None:
+                self._count(node, int(event.start_mark.line) + 1)
+        else:
+            self._complete.add(id(node))  # composed to its end: its size will not change
+        return node
+
+    def _count(self, node: Node, line: int) -> None:
+        nodes, size = _expanded(node, self._sizes, self._complete)
+        self._added[0] += nodes
+        self._added[1] += size
+        if self._added[0] > MAX_ALIAS_NODES:
+            self.too_big = (line, f"aliases (*name) repeat more than {MAX_ALIAS_NODES} values")
+        elif self._added[1] > MAX_ALIAS_BYTES:
+            self.too_big = (line, f"aliases (*name) repeat more than {MAX_ALIAS_BYTES} bytes")
+
+
+def _expanded(root: Node, sizes: dict[int, tuple[int, int]], complete: set[int]) -> tuple[int, int]:
+    """(nodes, bytes of scalar text) that `root` stands for with its aliases expanded; each
+    complete node is measured once. A node still being composed (a recursive alias) counts
+    what it holds so far, and a cycle is not followed."""
+    on_path: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            on_path.discard(key)
+            found = (1, _text_bytes(node))
+            for child in _node_children(node):
+                nodes, size = sizes.get(id(child), (0, 0))  # (0, 0): a cycle, counted once
+                found = (found[0] + nodes, found[1] + size)
+            sizes[key] = found
+            continue
+        if key in on_path or (key in sizes and key in complete):
+            continue
+        on_path.add(key)
+        stack.append((node, True))
+        stack += [(c, False) for c in _node_children(node) if id(c) not in on_path]
+    found = sizes[id(root)]
+    for key in [k for k in sizes if k not in complete]:  # measured while still growing
+        del sizes[key]
+    return found
+
+
+def _node_children(node: Node) -> list[Node]:
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _text_bytes(node: Node) -> int:
+    return len(node.value.encode("utf-8", "replace")) if isinstance(node, ScalarNode) else 0
 
 
 _REUSED_ANCHOR = re.compile(
@@ -179,37 +270,6 @@ def too_deep(document: Any, fallback: int) -> int | None:
             values = node.values() if isinstance(node, CommentedMap) else node
             stack += [(value, depth + 1, line) for value in values]
     return None
-
-
-def alias_bomb(document: Any, fallback: int) -> int | None:
-    """The line where aliases make `document` grow by more than MAX_ALIAS_EXPANSION values
-    (each alias repeats its anchor's whole value), or None. Each node is visited once."""
-    sizes: dict[int, int] = {}  # id(node) -> values it stands for, aliases expanded
-    distinct: set[int] = set()
-    stack: list[tuple[Any, bool]] = [(document, False)]
-    while stack:
-        node, children_done = stack.pop()
-        if id(node) in sizes or not isinstance(node, dict | list):
-            continue
-        children = list(node.values() if isinstance(node, dict) else node)
-        if children_done:
-            sizes[id(node)] = 1 + sum(sizes.get(id(child), 1) for child in children)
-            continue
-        distinct.add(id(node))
-        stack.append((node, True))
-        stack += [(c, False) for c in children if id(c) not in distinct]  # a cycle stops here
-    extra = sizes.get(id(document), 1) - len(distinct)
-    if extra <= MAX_ALIAS_EXPANSION:
-        return None
-    node, line = document, fallback
-    while True:  # down to the smallest node that is still too big: where the aliases pile up
-        line = _node_line(node, line)
-        children = list(node.values() if isinstance(node, dict) else node)
-        size = sizes[id(node)]
-        big = [c for c in children if MAX_ALIAS_EXPANSION < sizes.get(id(c), 1) < size]
-        if not big:
-            return line
-        node = big[0]
 
 
 def line_of(node: Any, path: tuple[str | int, ...], fallback: int) -> int:
