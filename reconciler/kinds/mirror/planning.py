@@ -107,7 +107,7 @@ def plan_destination(
                 **base,
                 "op": "init",
                 "head": head,
-                "reason": "destination does not exist: create a bare repository",
+                "reason": "no repository at the destination: create a bare repository",
             }
         )
     for ref in sorted(set(repo.refs) | set(destination.refs)):
