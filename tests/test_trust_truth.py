@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CliResult, Workspace
-from tests.gitservers import WorkRepo, free_port, make_bare, refs_of, seed_bare
+from tests.gitservers import WorkRepo, free_port, git, make_bare, refs_of, seed_bare
 
 POLICY = """
 ---
@@ -159,6 +159,21 @@ def test_an_unreachable_taxonomy_target_blocks_with_the_reason(ws: Workspace) ->
     assert_dead(ws, "Taxonomy/docs", "cannot list refs")
 
 
+def test_a_taxonomy_file_that_cannot_be_read_blocks_instead_of_an_internal_error(
+    ws: Workspace,
+) -> None:
+    make_bare(ws.root / "docs.git")
+    ws.write_spec("taxonomy.yaml", TAXONOMY.format(repo="../docs.git") + POLICY)
+    applied_cleanly(ws)
+    (cache,) = (ws.root / "state" / "cache" / "taxonomy").glob("*.git")
+    tip = refs_of(ws.root / "docs.git")["refs/heads/main"]
+    blob = git("rev-parse", f"{tip}:taxonomy/index.json", cwd=cache).stdout.strip()
+    (cache / "objects" / blob[:2] / blob[2:]).unlink()  # the file's object is lost
+    assert_dead(ws, "Taxonomy/docs", "cannot read taxonomy/index.json")
+    shutil.rmtree(cache)  # as the message says: the next run fetches it again
+    applied_cleanly(ws)
+
+
 # ---- item 11: an existing directory that is not a repository is never turned into one ------
 
 
@@ -198,6 +213,24 @@ def test_an_empty_directory_is_made_the_destination_repository(ws: Workspace) ->
     (ws.root / "dest.git").mkdir()
     applied_cleanly(ws)
     assert refs_of(ws.root / "dest.git") == refs
+
+
+@pytest.mark.parametrize("left", [("description", "hooks/", "info/"), ("refs/", "HEAD")])
+def test_what_a_killed_git_init_left_is_still_completed(ws: Workspace, left: tuple[str]) -> None:
+    refs = seed_bare(ws.root / "source.git")
+    mirror(ws, "../source.git")
+    for name in left:
+        path = ws.root / "dest.git" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir() if name.endswith("/") else path.write_text("ref: refs/heads/main\n")
+    applied_cleanly(ws)
+    assert refs_of(ws.root / "dest.git") == refs
+
+
+def test_an_organisation_with_no_repository_is_not_in_sync(ws: Workspace) -> None:
+    (ws.root / "org").mkdir()
+    mirror(ws, '"../org/{repo}.git"', '"../backup/{repo}.git"', extra='repos: ["*"]')
+    assert_dead(ws, "Mirror/core", "no repository found at the source")
 
 
 # ---- item 20: skip is not "Synced" ---------------------------------------------------------

@@ -119,7 +119,8 @@ def _foreign(path: Path) -> str | None:
     if path.is_symlink() or not path.is_dir():
         return refusal
     try:
-        entries = {entry.name for entry in path.iterdir()}
+        # git writes HEAD and config through `NAME.lock` files: a kill can leave one.
+        entries = {entry.name.removesuffix(".lock") for entry in path.iterdir()}
     except OSError as error:
         return f"{path} cannot be read: {error.strerror}"
     half_made = entries <= _INIT_ENTRIES and ("HEAD" in entries or entries <= _TEMPLATE_ENTRIES)

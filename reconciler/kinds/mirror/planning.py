@@ -61,10 +61,14 @@ def _vanished(
 ) -> list[Step]:
     """Repositories this mirror applied to before that `repos: ["*"]` no longer finds at the
     source: reported, never silently dropped (their destinations are kept, not pruned)."""
-    if spec.repos != ["*"] or last_applied is None:
+    if spec.repos != ["*"]:
         return []
     seen = {repo.repo for repo in observed.repos}
-    known = {name for unit in last_applied.state for name in _repos_of(spec, unit)}
+    units = last_applied.state if last_applied else {}
+    known = {name for unit in units for name in _repos_of(spec, unit)}
+    if not seen and not known:  # an empty (or emptied) organisation mirrors nothing at all
+        reason = f"no repository found at the source {spec.source.url}"
+        return [{"op": "blocked", "unit": spec.source.url, "reason": reason}]
     return [
         {
             "op": "blocked",
@@ -206,7 +210,7 @@ def _skipped(notes: list[Step], destinations: int, repos: int, shown: int = 5) -
     named = ", ".join(f"{n['ref']} in {n['unit']}" for n in notes[:shown])
     more = f" and {len(notes) - shown} more" if len(notes) > shown else ""
     return (
-        f"{len(notes)} diverged refs left as they are (conflictStrategy skip): {named}{more}; "
+        f"{len(notes)} diverged refs skipped (conflictStrategy skip leaves them): {named}{more}; "
         f"everything else on the {destinations} destinations of {repos} repositories "
         "matches the source"
     )
