@@ -208,7 +208,9 @@ def test_a_failing_destination_does_not_stop_the_others(ws: Workspace) -> None:
 
 def test_a_dependent_is_not_applied_after_its_dependency_failed(ws: Workspace) -> None:
     source_work(ws)
-    (ws.root / "dest1.git").write_text("not a repository\n")
+    hook = make_bare(ws.root / "dest1.git") / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho refused by the test >&2\nexit 1\n")
+    hook.chmod(0o755)  # every push to the first mirror's destination fails
     mirror_spec(ws, name="first")
     ws.write_spec(
         "second.yaml",

@@ -24,7 +24,7 @@ from reconciler.cli.context import (
     stdout,
     targets_option,
 )
-from reconciler.cli.example import EXAMPLE_MIRRORS
+from reconciler.cli.example import write_example
 from reconciler.cli.inspect import history, schema, state, status
 from reconciler.engine import rollback as rollbacks
 from reconciler.engine.applying import ActionReport, Listener, locked_apply
@@ -84,13 +84,13 @@ def cli(ctx: click.Context, specs: str, state: Path, verbose: bool) -> None:
 @cli.command()
 @click.argument("directory", default="specs", type=click.Path(file_okay=False, path_type=Path))
 def init(directory: Path) -> int:
-    """Write a commented example specs directory."""
-    target = directory / "mirrors.yaml"
-    if target.exists():
-        raise ReconcilerError(f"{target} already exists; not overwriting it")
-    directory.mkdir(parents=True, exist_ok=True)
-    target.write_text(EXAMPLE_MIRRORS)
-    stdout.print(f"wrote {target}; edit it, then run `reconciler --specs {directory} plan`")
+    """Write a commented example specs directory, with demo repositories it works on."""
+    spec, demo = write_example(directory)
+    specs = "" if directory == Path("specs") else f" --specs {directory}"
+    stdout.print(
+        f"wrote {spec} and demo repositories under {demo}; try `reconciler{specs} plan`, "
+        "then edit the spec to name your own repositories"
+    )
     return 0
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from reconciler.engine.planning import make_plan
 from reconciler.engine.plans import Change, Plan
-from reconciler.engine.status import health_of
+from reconciler.engine.status import explained, health_of
 from reconciler.engine.workspace import Workspace
 from reconciler.kinds.health import policy_spec
 from reconciler.kinds.health.checks import CheckResult, deployment_check, probe
@@ -181,12 +181,12 @@ def _applied(base: str, change: Change, record: ResourceRecord | None) -> CheckR
     if base == "Healthy":
         return CheckResult("applied", "Healthy", "last apply succeeded")
     if base == "Missing":
-        return CheckResult("applied", "Missing", "never applied: " + change.reason)
+        return CheckResult("applied", "Missing", "never applied: " + explained(change))
     if base == "Unknown":
-        return CheckResult("applied", "Unknown", change.reason)
+        return CheckResult("applied", "Unknown", explained(change))
     if record and record.outcome in ("failed", "partial") and record.message:
         return CheckResult("applied", base, f"last apply {record.outcome}: {record.message}")
-    return CheckResult("applied", base, change.reason)
+    return CheckResult("applied", base, explained(change))
 
 
 def _lag(change: Change, record: ResourceRecord | None) -> float | None:
@@ -203,20 +203,23 @@ def _sync_lag(
     limit = check.maxLag.total_seconds()
     if change.action == "noop":
         return CheckResult("syncLag", "Healthy", "in sync")
+    if change.action == "blocked":  # a dead source is not "catching up": nothing will sync
+        return CheckResult("syncLag", "Degraded", f"cannot sync: {explained(change)}")
     if lag is None:
-        return CheckResult("syncLag", "Missing", f"never synced: {change.reason}")
+        return CheckResult("syncLag", "Missing", f"never synced: {explained(change)}")
     if lag > limit:
-        message = f"out of sync, last sync {lag:.0f}s ago (maxLag {limit:g}s): {change.reason}"
+        message = f"out of sync, last sync {lag:.0f}s ago (maxLag {limit:g}s): {explained(change)}"
         return CheckResult("syncLag", "Degraded", message)
     return CheckResult("syncLag", "Progressing", f"out of sync for at most {lag:.0f}s")
 
 
 def _drift(change: Change) -> CheckResult:
     if change.action == "noop":
-        return CheckResult("drift", "Healthy", "matches the spec")
+        skipped = any(n.get("op") == "skip" for n in change.notes)
+        return CheckResult("drift", "Healthy", change.reason if skipped else "matches the spec")
     if change.fingerprint is None:
-        return CheckResult("drift", "Unknown", change.reason)
-    return CheckResult("drift", "Degraded", f"differs from the spec: {change.reason}")
+        return CheckResult("drift", "Unknown", explained(change))
+    return CheckResult("drift", "Degraded", f"differs from the spec: {explained(change)}")
 
 
 def _taxonomy(resource: Resource, change: Change) -> CheckResult:
@@ -224,7 +227,7 @@ def _taxonomy(resource: Resource, change: Change) -> CheckResult:
         return CheckResult("taxonomy", "Healthy", "not a taxonomy")
     if change.action == "noop":
         return CheckResult("taxonomy", "Healthy", "every target carries the current version")
-    return CheckResult("taxonomy", "Degraded", change.reason)
+    return CheckResult("taxonomy", "Degraded", explained(change))
 
 
 def _last_deploy(record: ResourceRecord | None) -> str | None:

@@ -9,10 +9,21 @@ from reconciler.store import Observation, ResourceRecord, Store, now
 
 
 def sync_of(change: Change) -> str:
-    """Synced when nothing is to be done, Unknown when observation failed, else OutOfSync."""
+    """Synced when nothing is to be done and nothing was skipped, Unknown when observation
+    failed, else OutOfSync (a ref `conflictStrategy: skip` leaves still differs)."""
     if change.fingerprint is None and change.action == "blocked":
         return "Unknown"
-    return "Synced" if change.action == "noop" else "OutOfSync"
+    if change.action == "noop" and not any(n.get("op") == "skip" for n in change.notes):
+        return "Synced"
+    return "OutOfSync"
+
+
+def explained(change: Change) -> str:
+    """The change's reason, with the first blocked step's reason when it does not say it."""
+    blocked = next((n for n in change.notes if n.get("op") == "blocked"), None)
+    if blocked is None or str(blocked.get("reason")) in change.reason:
+        return change.reason
+    return f"{change.reason}: {blocked.get('reason')}"
 
 
 def health_of(change: Change, record: ResourceRecord | None) -> str:
@@ -32,7 +43,7 @@ def observation_of(change: Change, record: ResourceRecord | None) -> Observation
         fingerprint=change.fingerprint or "",
         sync=sync_of(change),
         health=health_of(change, record),
-        message=change.reason,
+        message=explained(change),
         data={"action": change.action, "steps": len(change.steps)},
     )
 
@@ -65,8 +76,10 @@ def status_rows(plan: Plan, store: Store) -> list[dict[str, Any]]:
             sync, health = "OutOfSync", "Missing"
         else:
             sync, health = sync_of(change), health_of(change, record)
-        message = change.reason
-        if record and record.outcome in ("failed", "partial") and record.message:
+        message = explained(change)
+        # What blocks it now says more than an earlier apply's failure.
+        failed = change.action != "blocked" and record and record.outcome in ("failed", "partial")
+        if failed and record and record.message:
             message = f"last apply {record.outcome}: {record.message}"
         rows.append(
             {

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from reconciler.errors import ReconcilerError
 from reconciler.git import ObjectCache, Remote, list_refs
@@ -92,12 +94,37 @@ def _observe_repo(spec: MirrorSpec, repo: str, context: Context) -> RepoObserved
 
 def _observe_destination(remote: Remote, spec: MirrorSpec, context: Context) -> DestinationObserved:
     if not remote.exists():
-        return DestinationObserved(url=remote.url, exists=False)
+        foreign = _foreign(remote.local_path) if remote.is_local else None
+        return DestinationObserved(url=remote.url, exists=False, error=foreign)
     try:
         listing = list_refs(remote, context.redact)
     except ReconcilerError as error:
         return DestinationObserved(url=remote.url, error=str(error))
     return DestinationObserved(url=remote.url, refs=filtered(listing.refs, spec))
+
+
+# What `git init` writes, in its order: templates, refs/, HEAD, config, then objects/. A
+# directory holding only these is one a killed `git init` left (completed by the next one).
+_TEMPLATE_ENTRIES = frozenset({"branches", "description", "hooks", "info", "refs"})
+_INIT_ENTRIES = _TEMPLATE_ENTRIES | {"HEAD", "config", "objects", "packed-refs"}
+
+
+def _foreign(path: Path) -> str | None:
+    """Why a missing destination must not be created at `path`: something that is not a git
+    repository is there (a file, or a directory of the user's own). None: absent, empty, or
+    what a killed `git init` left (HEAD comes before config, so a lone `config` is not)."""
+    if not os.path.lexists(path):
+        return None
+    refusal = f"{path} exists and is not a git repository; reconciler leaves it untouched"
+    if path.is_symlink() or not path.is_dir():
+        return refusal
+    try:
+        # git writes HEAD and config through `NAME.lock` files: a kill can leave one.
+        entries = {entry.name.removesuffix(".lock") for entry in path.iterdir()}
+    except OSError as error:
+        return f"{path} cannot be read: {error.strerror}"
+    half_made = entries <= _INIT_ENTRIES and ("HEAD" in entries or entries <= _TEMPLATE_ENTRIES)
+    return None if half_made else refusal
 
 
 def _answer_ancestry(

@@ -6,10 +6,11 @@ force), delete (only with prune), blocked (diverged under fail), skip (diverged 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from reconciler.kinds.base import Action, ResourcePlan, Step
-from reconciler.kinds.mirror.model import MirrorSpec
+from reconciler.kinds.mirror.model import REPO_PLACEHOLDER, MirrorSpec
 from reconciler.kinds.mirror.observed import DestinationObserved, MirrorObserved, RepoObserved
 from reconciler.store import ResourceRecord
 
@@ -29,7 +30,7 @@ def plan_mirror(
         note = {"op": "blocked", "unit": spec.source.url, "reason": observed.error}
         return ResourcePlan("blocked", observed.error, notes=(note,))
     actions: list[Action] = []
-    notes: list[Step] = []
+    notes: list[Step] = [*_unreadable_sources(observed), *_vanished(spec, observed, last_applied)]
     for repo in observed.repos:
         for destination in repo.destinations:
             steps = plan_destination(spec, repo, destination)
@@ -38,6 +39,59 @@ def plan_mirror(
                 actions.append(Action(destination.url, applying))
             notes += [s for s in steps if s["op"] not in APPLYING_OPS]
     return _verdict(observed, actions, notes, last_applied)
+
+
+def _unreadable_sources(observed: MirrorObserved) -> list[Step]:
+    """A source that cannot be listed (missing, renamed, unreachable) blocks its repository:
+    its destinations are not observed, and nothing about them is "in sync"."""
+    return [
+        {
+            "op": "blocked",
+            "unit": repo.source,
+            "repo": repo.repo,
+            "reason": f"source cannot be read: {repo.error}; its destinations are left as they are",
+        }
+        for repo in observed.repos
+        if repo.error
+    ]
+
+
+def _vanished(
+    spec: MirrorSpec, observed: MirrorObserved, last_applied: ResourceRecord | None
+) -> list[Step]:
+    """Repositories this mirror applied to before that `repos: ["*"]` no longer finds at the
+    source: reported, never silently dropped (their destinations are kept, not pruned)."""
+    if spec.repos != ["*"]:
+        return []
+    seen = {repo.repo for repo in observed.repos}
+    units = last_applied.state if last_applied else {}
+    known = {name for unit in units for name in _repos_of(spec, unit)}
+    if not seen and not known:  # an empty (or emptied) organisation mirrors nothing at all
+        reason = f"no repository found at the source {spec.source.url}"
+        return [{"op": "blocked", "unit": spec.source.url, "reason": reason}]
+    return [
+        {
+            "op": "blocked",
+            "unit": spec.source.remote(name).url,
+            "repo": name,
+            "reason": f"repository {name} is missing at the source (it was mirrored before); "
+            "its destinations are kept as they are",
+        }
+        for name in sorted(known - seen)
+    ]
+
+
+def _repos_of(spec: MirrorSpec, unit: str) -> list[str]:
+    """The repository names whose destination URL is `unit` (a unit of an earlier apply)."""
+    names = []
+    for destination in spec.destinations:
+        pattern = re.escape(destination.url).replace(
+            re.escape(REPO_PLACEHOLDER), r"(?P<repo>[A-Za-z0-9_][A-Za-z0-9_.-]*)"
+        )
+        match = re.fullmatch(pattern, unit)
+        if match:
+            names.append(match["repo"])
+    return names
 
 
 def plan_destination(
@@ -57,7 +111,7 @@ def plan_destination(
                 **base,
                 "op": "init",
                 "head": head,
-                "reason": "destination does not exist: create a bare repository",
+                "reason": "no repository at the destination: create a bare repository",
             }
         )
     for ref in sorted(set(repo.refs) | set(destination.refs)):
@@ -143,10 +197,20 @@ def _verdict(
         return ResourcePlan(
             "blocked", f"{len(blocked)} blocked: {blocked[0]['reason']}", notes=tuple(notes)
         )
-    skipped = f"; {len(notes)} diverged refs skipped" if notes else ""
     repos = len(observed.repos)
+    if notes:  # only skips are left: named, since those refs do differ (status: OutOfSync)
+        return ResourcePlan("noop", _skipped(notes, destinations, repos), notes=tuple(notes))
     return ResourcePlan(
-        "noop",
-        f"{destinations} destinations of {repos} repositories match the source{skipped}",
-        notes=tuple(notes),
+        "noop", f"{destinations} destinations of {repos} repositories match the source"
+    )
+
+
+def _skipped(notes: list[Step], destinations: int, repos: int, shown: int = 5) -> str:
+    """The verdict when the only differences are refs `conflictStrategy: skip` leaves."""
+    named = ", ".join(f"{n['ref']} in {n['unit']}" for n in notes[:shown])
+    more = f" and {len(notes) - shown} more" if len(notes) > shown else ""
+    return (
+        f"{len(notes)} diverged refs skipped (conflictStrategy skip leaves them): {named}{more}; "
+        f"everything else on the {destinations} destinations of {repos} repositories "
+        "matches the source"
     )

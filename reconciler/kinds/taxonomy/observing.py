@@ -63,7 +63,7 @@ def snapshot(
     if link is not None:
         raise ReconcilerError(link)
     files.fetch(target.branch, tip)
-    data = files.read(tip, target.path)
+    data = _read(files, tip, target.path)
     if data is not None:
         observed.file_sha256 = hashlib.sha256(data).hexdigest()
         try:
@@ -71,6 +71,21 @@ def snapshot(
         except UnicodeDecodeError as error:
             observed.error = f"{target.path} at {tip[:7]} is not UTF-8 text (byte {error.start})"
     return observed
+
+
+def _read(files: FileBranch, tip: str, path: str) -> bytes | None:
+    """The file at `tip`; an object that cannot be read blocks the target with the reason
+    instead of escaping as an internal error (or passing for a missing file)."""
+    try:
+        return files.read(tip, path)
+    except ReconcilerError:
+        raise
+    except Exception as error:  # dulwich: a missing or corrupt object (KeyError, checksum ...)
+        detail = f"{type(error).__name__}: {error}"
+        raise ReconcilerError(
+            f"cannot read {path} at {tip[:7]} from the cache {files.path} ({detail}); "
+            "deleting that cache makes the next run fetch it again"
+        ) from None
 
 
 def branch_files(target: TargetSpec, context: Context) -> FileBranch:
