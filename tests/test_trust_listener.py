@@ -228,3 +228,14 @@ def test_hook_output_cannot_drive_the_terminal(ws: Workspace, nasty_build: None)
                 for value in row:
                     if isinstance(value, str):
                         assert_clean(value, f"the store's {table}")
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_hook_output_cannot_drive_the_terminal_through_the_watch_log(
+    ws: Workspace, nasty_build: None, log_format: str
+) -> None:
+    watched = ws.run("watch", "--once", "--log-format", log_format)
+    assert watched.code == 1, watched.output
+    assert "exited 3: ...before!" in watched.stderr  # logged, without its control bytes
+    assert_clean(watched.stderr, "watch --once")
+    assert "\\u001b" not in watched.stderr and "\\u009b" not in watched.stderr  # nor escaped

@@ -20,6 +20,7 @@ from reconciler.engine.health import UNHEALTHY, HealthReport, check_health
 from reconciler.engine.metrics import prometheus_text, store_metrics
 from reconciler.engine.planning import load
 from reconciler.engine.watching import Watcher, WatchOptions
+from reconciler.redaction import printable_data
 
 SECRET_VARIABLE = "RECONCILER_WEBHOOK_SECRET"
 
@@ -75,6 +76,7 @@ def watch(interval: str, poll: str, listen: str, once: bool, log_format: str) ->
 
 def _logger(log_format: str) -> Any:
     def log(event: dict[str, Any]) -> None:
+        event = printable_data(event)  # hook and git output: no terminal control, even escaped
         at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         if log_format == "json":
             line = json.dumps({"at": at, **event}, sort_keys=True, default=str)
