@@ -175,6 +175,40 @@ def test_a_lock_from_another_boot_of_the_host_name_is_not_reclaimed(ws: Workspac
     assert not (ws.root / "dest1.git").exists()
 
 
+@pytest.mark.skipif(not Path("/etc/machine-id").is_file(), reason="no machine id here")
+def test_a_lock_from_before_this_machines_restart_is_reclaimed(ws: Workspace) -> None:
+    """Our own machine id under another boot, taken before this kernel booted: a reboot
+    ended the holder (a watch service after a power cut must not stay locked out)."""
+    mirror(ws)
+    write_lock(
+        ws,
+        os.getpid(),  # alive in this boot, but the lock's pid belonged to the earlier one
+        boot_id="00000000-0000-0000-0000-000000000000",
+        machine_id=Path("/etc/machine-id").read_text().strip(),
+        acquired_at="2000-01-01T00:00:00Z",
+    )
+    applied = ws.run("apply", "--yes")
+    assert applied.code == 0, applied.output
+    assert "its machine has restarted since" in applied.stdout
+    assert refs_of(ws.root / "dest1.git") == refs_of(ws.root / "source.git")
+
+
+def test_a_lock_from_another_machine_of_the_same_name_is_not_reclaimed(ws: Workspace) -> None:
+    """Another machine id (or a lock taken after this boot) under another boot: refused."""
+    mirror(ws)
+    write_lock(
+        ws,
+        dead_pid(),
+        boot_id="00000000-0000-0000-0000-000000000000",
+        machine_id="0" * 32,
+        acquired_at="2000-01-01T00:00:00Z",
+    )
+    refused = ws.run("apply", "--yes")
+    assert refused.code == 1, refused.output
+    assert "ran under another boot (00000000-" in refused.stderr
+    assert not (ws.root / "dest1.git").exists()
+
+
 def test_a_lock_whose_process_died_here_is_reclaimed(ws: Workspace) -> None:
     """A real holder in our namespace, killed -9 while holding the lock."""
     mirror(ws)

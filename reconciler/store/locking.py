@@ -5,8 +5,10 @@ A pid alone names no process: containers sharing a state volume have the same ho
 and their own pid numbers, and pids are reused. The holder is identified by host name,
 boot id (shared by every container on one kernel), PID namespace and the process's start
 time; its lock is reclaimed only when it ran under this boot in this PID namespace and its
-pid is gone or now belongs to a process started at another time. Anything else (another
-host, another boot, another PID namespace) cannot be checked from here and is refused.
+pid is gone or now belongs to a process started at another time, or when it ran on this
+installation (same machine id) and took the lock before the running kernel booted (a
+restart ended it). Anything else (another host, another machine of the same name, another
+PID namespace) cannot be checked from here and is refused.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,7 @@ class Identity:
     boot_id: str | None  # None where the system does not say (not Linux)
     pid_namespace: str | None
     start_time: int | None  # clock ticks after boot: /proc/PID/stat field 22
+    machine_id: str | None = None  # /etc/machine-id: this installation, across its boots
 
 
 def _read(path: str) -> str | None:
@@ -66,7 +70,16 @@ def this_process() -> Identity:
         _read("/proc/sys/kernel/random/boot_id"),
         namespace,
         start_time(os.getpid()),
+        _read("/etc/machine-id"),
     )
+
+
+def booted_at() -> datetime | None:
+    """When this kernel booted (`btime` of /proc/stat), or None where it does not say."""
+    for line in (_read("/proc/stat") or "").splitlines():
+        if line.startswith("btime "):
+            return datetime.fromtimestamp(int(line.split()[1]), UTC)
+    return None
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,7 @@ class LockHolder:
     boot_id: str | None = None
     pid_namespace: str | None = None
     start_time: int | None = None
+    machine_id: str | None = None
 
     def __str__(self) -> str:
         return f"pid {self.pid} on {self.host} ({self.command}) since {self.acquired_at}"
@@ -95,6 +109,7 @@ class LockHolder:
             row.get("boot_id"),
             row.get("pid_namespace"),
             row.get("start_time"),
+            row.get("machine_id"),
         )
 
 
@@ -109,6 +124,19 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def _restarted_since(holder: LockHolder, me: Identity) -> bool:
+    """True when the holder ran on this very installation (same machine id) and took the
+    lock before the running kernel booted: every process of that earlier boot is gone."""
+    if holder.machine_id is None or holder.machine_id != me.machine_id:
+        return False  # another machine of the same host name, or one that does not say
+    booted = booted_at()
+    try:
+        acquired = datetime.fromisoformat(holder.acquired_at.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return booted is not None and acquired < booted
+
+
 def judge(holder: LockHolder, me: Identity) -> tuple[bool, str]:
     """(provably dead, why) for a lock holder, as seen from process `me`."""
     if holder.host != me.host:
@@ -118,6 +146,8 @@ def judge(holder: LockHolder, me: Identity) -> tuple[bool, str]:
         if pid_alive(holder.pid):
             return False, "is still running"
         return True, "that process is gone"
+    if holder.boot_id != me.boot_id and _restarted_since(holder, me):
+        return True, f"its machine has restarted since (boot {holder.boot_id})"
     if holder.boot_id != me.boot_id:
         # Containers share their kernel's boot id: this is a reboot, or another machine
         # with the same host name; nothing here can tell which.
@@ -183,7 +213,8 @@ class ApplyLock:
         self.token = secrets.token_hex(16)
         self.database.execute(
             "INSERT OR REPLACE INTO lock(id, holder, pid, host, command, acquired_at, "
-            "boot_id, pid_namespace, start_time, token) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "boot_id, pid_namespace, start_time, machine_id, token) "
+            "VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 f"{me.pid}@{me.host}",
                 me.pid,
@@ -193,6 +224,7 @@ class ApplyLock:
                 me.boot_id,
                 me.pid_namespace,
                 me.start_time,
+                me.machine_id,
                 self.token,
             ),
         )

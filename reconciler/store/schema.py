@@ -157,9 +157,16 @@ def _v3_health(db: Database) -> None:
 
 def _v4_lock_identity(db: Database) -> None:
     # The holder's boot id, PID namespace and start time tell a live holder in another
-    # container from a dead one; the token lets a holder notice its lock was forced away.
+    # container from a dead one, its machine id a reboot from another machine of the same
+    # name; the token lets a holder notice its lock was forced away.
     lock = db.table("lock")
-    columns = {"boot_id": str, "pid_namespace": str, "start_time": int, "token": str}
+    columns = {
+        "boot_id": str,
+        "pid_namespace": str,
+        "start_time": int,
+        "machine_id": str,
+        "token": str,
+    }
     for column, kind in columns.items():
         if column not in lock.columns_dict:  # idempotent, like the migrations before it
             lock.add_column(column, kind)
