@@ -93,7 +93,8 @@ class GitRunner:
     ) -> subprocess.CompletedProcess[str]:
         """Run `git ARGS`; on failure raise TemporaryError or GitError with scrubbed output."""
         # A credential helper configured by the user must not answer for us (or store our secret).
-        command = ["git", "-c", "credential.helper=", "-c", "core.askPass=", *_stall_limit(args), *args]
+        command = ["git", "-c", "credential.helper=", "-c", "core.askPass="]
+        command += [*_stall_limit(args), *args]
         try:
             result = subprocess.run(
                 command,
