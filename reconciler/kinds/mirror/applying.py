@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 
-from reconciler.errors import PermanentError, TemporaryError
+from reconciler.errors import GitError, PermanentError, TemporaryError
 from reconciler.git import ObjectCache, RefOutcome, RefUpdate, Remote, list_refs, push
 from reconciler.kinds.base import Action, ActionResult, Context, Outcome, Step
 from reconciler.kinds.mirror.model import MirrorSpec
@@ -41,10 +41,10 @@ def apply_destination(spec: MirrorSpec, action: Action, context: Context) -> Act
     replaced = [s for s in landed if s["op"] in _REPLACING]
     kept = pending + [s for s in replaced if not cache.missing([str(s["from"])])]
     preserved = _preserve_old_tips(cache, destination, kept)
-    failure: TemporaryError | None = None
+    failure: GitError | TemporaryError | None = None
     try:
         outcomes = push(context.git, cache.path, destination, [_update(s) for s in pending])
-    except TemporaryError as error:  # the refs may have landed all the same: look
+    except (GitError, TemporaryError) as error:  # the refs may have landed all the same: look
         outcomes, failure = [], error
     state = filtered(list_refs(destination, context.redact).refs, spec) if pending else before
     checked = _checked(steps, pending, outcomes, state)
