@@ -134,7 +134,7 @@ def test_per_ref_outcomes_stay_exact_among_hundreds_of_refs(tmp_path: Path) -> N
     assert len(outcomes) == len(updates)
     failed = {ref for ref, o in outcomes.items() if not o.ok}
     assert failed == {first, second, "refs/heads/gone"}, {r: outcomes[r] for r in failed}
-    assert outcomes[second].summary == "stale info"
+    assert "stale info" in outcomes[second].summary
     assert all(outcomes[ref].summary == "created" for ref in names[3:])
     got = refs_of(destination)
     assert got[first] == refs[second] and got[second] == refs[first]  # untouched
