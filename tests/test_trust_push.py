@@ -27,7 +27,7 @@ def ok(result: CliResult, code: int = 0) -> CliResult:
     return result
 
 
-def mirror_spec(ws: Workspace, source: Path, destination: str) -> None:
+def mirror_spec(ws: Workspace, source: Path, destination: str, prune: bool = False) -> None:
     ws.write_spec(
         "mirror.yaml",
         f"""
@@ -38,6 +38,7 @@ def mirror_spec(ws: Workspace, source: Path, destination: str) -> None:
           source: {{url: "{source}"}}
           destinations:
             - url: "{destination}"
+          prune: {"true" if prune else "false"}
         """,
     )
 
@@ -156,15 +157,30 @@ def http(tmp_path: Path) -> Iterator[GitHttpServer]:
         yield server
 
 
-def big_source(path: Path) -> dict[str, str]:
-    """A source whose pack is a few hundred kilobytes (random, so it does not compress)."""
+def big_source(path: Path) -> WorkRepo:
+    """A source with main, dev and old; pushing main's next commit sends a pack of a few
+    hundred kilobytes (random bytes, which do not compress)."""
     make_bare(path)
     work = WorkRepo.create(path.parent / "work")
-    work.commit("big", {"blob.bin": os.urandom(300_000)})
-    work.branch("dev")
+    work.commit("first", {"main.txt": "main\n"})
+    work.branch("old")
+    work.commit("old", {"old.txt": "old\n"})
+    work.branch("dev", "main")
     work.commit("dev", {"dev.txt": "dev\n"})
+    work.checkout("main")
     work.push(path)
-    return refs_of(path)
+    return work
+
+
+def big_change(work: WorkRepo, source: Path) -> dict[str, str]:
+    """main gets a big commit, dev a small one, old is deleted; returns the source's refs."""
+    work.checkout("main")
+    work.commit("big", {"blob.bin": os.urandom(300_000)})
+    work.checkout("dev")
+    work.commit("dev again", {"dev.txt": "dev 2\n"})
+    work.push(source, "refs/heads/main:refs/heads/main", "refs/heads/dev:refs/heads/dev")
+    git("update-ref", "-d", "refs/heads/old", cwd=source)
+    return refs_of(source)
 
 
 def hook(repo: Path, name: str, script: str) -> None:
@@ -178,78 +194,87 @@ def pushes(server: GitHttpServer) -> int:
     return sum(1 for r in server.records if r.method == "POST" and "receive-pack" in r.path)
 
 
-def test_a_server_silent_while_it_processes_the_pack_is_not_cut_off(
-    ws: Workspace, tmp_path: Path, http: GitHttpServer
-) -> None:
-    # The server says nothing for 3 s after the pack arrived (its hook runs, as indexing a
-    # big pack does), longer than RECONCILER_NETWORK_TIMEOUT: the push still succeeds, once.
+def results(ws: Workspace) -> dict[str, str]:
+    """{ref: result} of the last apply's moves, from `history --json`."""
+    last = max(json.loads(history_text(ws)), key=lambda entry: entry["revision"])
+    return {m["ref"]: m["result"] for m in last["moved"]}
+
+
+@pytest.fixture
+def mirrored(ws: Workspace, tmp_path: Path, http: GitHttpServer) -> Iterator[FaultProxy]:
+    """A source mirrored to `big.git` on `http` through a (passing) proxy, then changed."""
     source = tmp_path / "src" / "big.git"
-    expected = big_source(source)
-    destination = make_bare(http.root / "big.git")
-    hook(destination, "post-receive", "sleep 3\n")
-    mirror_spec(ws, source, http.url("big.git"))
+    work = big_source(source)
+    make_bare(http.root / "big.git")
+    with FaultProxy(http.port) as proxy:
+        mirror_spec(ws, source, f"http://127.0.0.1:{proxy.port}/big.git", prune=True)
+        ok(ws.run("apply", "--yes"))
+        big_change(work, source)
+        yield proxy
+
+
+def test_a_server_silent_while_it_processes_the_pack_is_not_cut_off(
+    ws: Workspace, tmp_path: Path, http: GitHttpServer, mirrored: FaultProxy
+) -> None:
+    # The server says nothing for 8 s once the pack arrived (its hook runs, as indexing a big
+    # pack does): longer than curl's speed window (5 s) plus RECONCILER_NETWORK_TIMEOUT
+    # (1 s). The push still succeeds, once, as git reports it.
+    destination = http.root / "big.git"
+    hook(destination, "post-receive", "sleep 8\n")
+    before = pushes(http)
     env = {"RECONCILER_NETWORK_TIMEOUT": "1"}
     result = ok(ws.run("apply", "--yes", env=env))
-    assert "2 refs updated" in result.stdout
-    assert refs_of(destination) == expected
-    assert pushes(http) == 1
-    text = history_text(ws)
-    assert "landed (git reported" not in text and '"created"' in text, text
+    assert "3 refs updated" in result.stdout and "attempts" not in result.stdout, result.output
+    assert refs_of(destination) == refs_of(tmp_path / "src" / "big.git")
+    assert pushes(http) == before + 1
+    assert results(ws) == {
+        "refs/heads/main": "fast-forwarded",
+        "refs/heads/dev": "fast-forwarded",
+        "refs/heads/old": "deleted",
+    }
     assert_in_sync(ws, env)
 
 
 def test_refs_that_landed_are_reported_landed_when_the_report_is_lost(
-    ws: Workspace, tmp_path: Path, http: GitHttpServer
+    ws: Workspace, tmp_path: Path, http: GitHttpServer, mirrored: FaultProxy
 ) -> None:
     # The server stores the pack and the refs, then the connection drops before its report
-    # reaches git: git says the push failed; the destination says otherwise.
-    source = tmp_path / "src" / "big.git"
-    expected = big_source(source)
-    destination = make_bare(http.root / "big.git")
-    with FaultProxy(http.port) as proxy:
-        url = f"http://127.0.0.1:{proxy.port}/big.git"
-        mirror_spec(ws, source, url)
-        proxy.cut_reply_after(100_000, times=1)
-        result = ok(ws.run("apply", "--yes"))
-        assert proxy.cuts == 1
-        assert "2 refs updated" in result.stdout, result.output
-        assert refs_of(destination) == expected
-        assert pushes(http) == 1  # nothing sent again
-        assert "landed (git reported" in history_text(ws)
-        status = json.loads(ok(ws.run("status", "--json")).stdout)
-        assert [(r["sync"], r["health"]) for r in status] == [("Synced", "Healthy")]
-        assert_in_sync(ws)
+    # reaches git: git says the push failed; the destination says otherwise. (A retry used
+    # to fail on the delete: "remote ref does not exist".)
+    before = pushes(http)
+    mirrored.cut_reply_after(100_000, times=1)
+    result = ok(ws.run("apply", "--yes"))
+    assert mirrored.cuts == 1
+    assert "3 refs updated" in result.stdout and "attempts" not in result.stdout, result.output
+    assert refs_of(http.root / "big.git") == refs_of(tmp_path / "src" / "big.git")
+    assert pushes(http) == before + 1  # nothing sent again
+    assert set(results(ws).values()) == {"landed (git reported nothing)"}
+    status = json.loads(ok(ws.run("status", "--json")).stdout)
+    assert [(r["sync"], r["health"]) for r in status] == [("Synced", "Healthy")]
+    assert_in_sync(ws)
 
 
 def test_a_retry_sends_only_what_is_missing(
-    ws: Workspace, tmp_path: Path, http: GitHttpServer
+    ws: Workspace, tmp_path: Path, http: GitHttpServer, mirrored: FaultProxy
 ) -> None:
-    # The first push lands main, the server refuses dev once, and the report is lost: the
-    # retry finds main there and sends dev alone.
-    source = tmp_path / "src" / "big.git"
-    expected = big_source(source)
-    destination = make_bare(http.root / "big.git")
+    # The first push lands main and the delete of old, the server refuses dev once, and the
+    # report is lost: the retry finds main and old done and sends dev alone.
     once = tmp_path / "dev-refused-once"
-    hook(
-        destination,
-        "update",
-        f'[ "$1" = refs/heads/dev ] && [ ! -e {once} ] && touch {once} && exit 1\nexit 0\n',
-    )
-    with FaultProxy(http.port) as proxy:
-        mirror_spec(ws, source, f"http://127.0.0.1:{proxy.port}/big.git")
-        proxy.cut_reply_after(100_000, times=1)
-        result = ok(ws.run("apply", "--yes"))
-        assert proxy.cuts == 1 and once.exists()
-        assert "2 refs updated" in result.stdout, result.output
-        assert refs_of(destination) == expected
-        assert pushes(http) == 2  # the second with dev alone
-        (entry,) = json.loads(history_text(ws))
-        results = {m["ref"]: m["result"] for m in entry["moved"]}
-        assert results == {
-            "refs/heads/main": "already there (an earlier attempt landed it)",
-            "refs/heads/dev": "created",
-        }
-        assert_in_sync(ws)
+    refuse = f'[ "$1" = refs/heads/dev ] && [ ! -e {once} ] && touch {once} && exit 1\nexit 0\n'
+    hook(http.root / "big.git", "update", refuse)
+    before = pushes(http)
+    mirrored.cut_reply_after(100_000, times=1)
+    result = ok(ws.run("apply", "--yes"))
+    assert mirrored.cuts == 1 and once.exists()
+    assert "3 refs updated" in result.stdout and "after 2 attempts" in result.stdout
+    assert refs_of(http.root / "big.git") == refs_of(tmp_path / "src" / "big.git")
+    assert pushes(http) == before + 2  # the second with dev alone
+    assert results(ws) == {
+        "refs/heads/main": "already there (an earlier attempt landed it)",
+        "refs/heads/old": "already there (an earlier attempt landed it)",
+        "refs/heads/dev": "fast-forwarded",
+    }
+    assert_in_sync(ws)
 
 
 def test_status_shows_a_failure_as_one_bounded_line_and_history_keeps_it_all(
