@@ -87,7 +87,7 @@ def test_thousands_of_new_refs_push_about_as_fast_as_a_mirror_push(
     ws: Workspace, tmp_path: Path
 ) -> None:
     # One refspec and one lease per ref made git match every ref against every other:
-    # 4,000 refs took a minute where `git push --mirror` takes a second or two.
+    # 4,000 refs took 32 s where `git push --mirror` took 3 s.
     source = tmp_path / "src" / "many.git"
     expected = many_branches(source, 4000)
     baseline = make_bare(tmp_path / "baseline.git")
@@ -105,7 +105,7 @@ def test_thousands_of_new_refs_push_about_as_fast_as_a_mirror_push(
     apply_seconds = time.perf_counter() - started
     assert "4000 refs updated" in result.stdout
     assert refs_of(destination) == expected
-    # Generous for a loaded machine; quadratic matching missed it by far (60 s or more).
+    # Generous for a loaded machine; quadratic matching missed it by far.
     assert apply_seconds < 4 * mirror_seconds + 8, (apply_seconds, mirror_seconds)
     assert_in_sync(ws)
 
