@@ -23,6 +23,7 @@ from bench import (
     environment_deploy,
     incremental_sync,
     initial_mirror,
+    many_refs,
     noop_plan,
     taxonomy_merge,
     watch_latency,
@@ -34,6 +35,8 @@ BENCHMARKS: dict[str, Callable[..., Result]] = {
     incremental_sync.NAME: incremental_sync.run,
     initial_mirror.NAME: initial_mirror.run,
     environment_deploy.NAME: environment_deploy.run,
+    many_refs.NAME_CREATE: many_refs.run_create,
+    many_refs.NAME_UPDATE: many_refs.run_update,
 }
 # Benchmarks that measure several sizes or non-time quantities report rows of their own.
 ROW_BENCHMARKS: dict[str, Callable[[], list[dict[str, Any]]]] = {

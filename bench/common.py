@@ -467,6 +467,25 @@ def big_repo(
     env.git("repack", "-a", "-d", "-q", cwd=repo)
 
 
+def many_refs_repo(
+    env: Env, repo: Path, branches: int, tags: int, advance: Sequence[str] = ()
+) -> None:
+    """`branches` branches `topic/NNNNN`, each at its own commit of one linear history, and
+    `tags` annotated tags; or, into an existing `repo`, one new commit on each of `advance`."""
+    stream = _Stream(clock=_EPOCH + 90_000_000)
+    blob = stream.blob(b"many refs\n")
+    tip: int | None = None
+    for number in range(branches):
+        parent = None if tip is None else f":{tip}"
+        tip = stream.commit(f"refs/heads/topic/{number:05d}", f"c{number}", {"f": blob}, parent)
+        if number < tags:
+            stream.annotated_tag(f"v{number:05d}", tip, f"tag {number}")
+    for ref in advance:
+        change = stream.blob(f"advanced {ref}\n".encode())
+        stream.commit(ref, f"advance {ref}", {"f": change}, f"{ref}^0")
+    fast_import(env, repo, stream)
+
+
 def _text(lines: list[str]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 

@@ -4,6 +4,7 @@
         url = f"git://127.0.0.1:{proxy.port}/repo.git"
         proxy.cut_after(16_384, times=1)   # the first connection that uploads more is dropped
         proxy.delay(0.02)                  # every chunk, both ways, waits 20 ms
+        proxy.cut_reply_after(16_384)      # a server that got a pack is cut as it answers
         proxy.passing()                    # back to a plain relay
 
 Faults are chosen per connection when it is accepted, so a test can change them between
@@ -29,6 +30,7 @@ _CHUNK = 16_384
 class _Fault:
     delay: float = 0.0  # seconds before relaying each chunk
     cut_after: int | None = None  # drop the connection once the client sent more than this
+    cut_reply_after: int | None = None  # drop it when the server answers an upload that big
 
 
 class FaultProxy:
@@ -65,6 +67,12 @@ class FaultProxy:
         being pushed is cut, a ref listing passes. `times`: only the first so many cuts."""
         with self._lock:
             self._fault, self._cuts_left = _Fault(cut_after=upload_bytes), times
+
+    def cut_reply_after(self, upload_bytes: int, times: int | None = None) -> None:
+        """Drop a connection (RST) a few bytes into the server's answer once its client sent
+        more than `upload_bytes`: a pushed pack arrives and is stored, its report is lost."""
+        with self._lock:
+            self._fault, self._cuts_left = _Fault(cut_reply_after=upload_bytes), times
 
     def refuse(self) -> None:
         """Stop listening: new connections are refused, as by a stopped server."""
@@ -189,6 +197,17 @@ class _Pair:
                     return
                 if self.fault.delay:
                     time.sleep(self.fault.delay)
+                if not upload and self._replying_after_upload():
+                    # The headers and a few bytes first: the client sees an answer begun, then
+                    # lost (on no answer at all, curl sends the request again by itself).
+                    head = data.find(b"\r\n\r\n")
+                    if head < 0:
+                        sink.sendall(data)
+                        continue
+                    sink.sendall(data[: head + 12])
+                    _abort(self.client)
+                    _abort(self.server)
+                    return
                 if upload and self._over_limit(len(data)):
                     # Pass what fits under the limit, then drop both sides mid-stream.
                     limit = self.fault.cut_after or 0
@@ -212,6 +231,16 @@ class _Pair:
             self.proxy._forget(self.client, self.server)
             self.client.close()
             self.server.close()
+
+    def _replying_after_upload(self) -> bool:
+        with self._lock:
+            limit = self.fault.cut_reply_after
+            if limit is None or self.cut:
+                return self.cut and limit is not None
+            if self.uploaded <= limit:
+                return False
+            self.cut = self.proxy._take_cut()
+            return self.cut
 
     def _over_limit(self, size: int) -> bool:
         with self._lock:

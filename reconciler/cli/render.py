@@ -93,12 +93,14 @@ def _change(console: Console, change: Change) -> None:
         f"({change.action}): {shown(change.reason)}",
         highlight=False,
     )
-    unit = None
+    unit, lines = None, []
     for step in change.steps:
         if step.get("unit") != unit:
             unit = step.get("unit")
-            console.print(f"    {shown(str(unit))}", highlight=False)
-        console.print("      " + _step(step), highlight=False)
+            lines.append(f"    {shown(str(unit))}")
+        lines.append("      " + _step(step))
+    if lines:  # one print: rich takes 0.4 ms per call, seconds for 10,000 refs
+        console.print("\n".join(lines), highlight=False)
 
 
 def _step(step: Step) -> str:

@@ -67,6 +67,17 @@ def clear_watch_problem(store: Store, trigger: str) -> None:
         store.add_event("info", f"{WATCH_EVENTS} resolved: {trigger} loaded the specs and ran")
 
 
+STATUS_MESSAGE_CHARS = 300
+
+
+def _bounded(message: str) -> str:
+    """One line of at most STATUS_MESSAGE_CHARS for `status`; `history` keeps the whole text."""
+    flat = " ".join(message.split())
+    if len(flat) <= STATUS_MESSAGE_CHARS:
+        return flat
+    return flat[: STATUS_MESSAGE_CHARS - 40].rstrip() + "… (full text: `reconciler history`)"
+
+
 def status_rows(plan: Plan, store: Store) -> list[dict[str, Any]]:
     """`status --json`: one row per resource."""
     rows = []
@@ -86,7 +97,7 @@ def status_rows(plan: Plan, store: Store) -> list[dict[str, Any]]:
                 "address": change.address,
                 "sync": sync,
                 "health": health,
-                "message": message,
+                "message": _bounded(message),
                 "last_applied_at": record.last_applied_at if record else None,
                 "revision": record.revision_id if record else None,
                 "pinned": record.pinned if record else None,

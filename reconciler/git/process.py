@@ -19,11 +19,17 @@ from reconciler.git.remotes import Remote, network_timeout
 from reconciler.redaction import Redactor
 
 
-def _stall_limit() -> list[str]:
+def _stall_limit(args: Sequence[str]) -> list[str]:
     """git over http gives up on a transfer slower than 1 byte/s for the network timeout
-    (git:// has no such setting: the run's own timeout ends it)."""
-    seconds = max(1, round(network_timeout()))
-    return ["-c", "http.lowSpeedLimit=1", "-c", f"http.lowSpeedTime={seconds}"]
+    (git:// has no such setting: the run's own timeout ends it).
+
+    A push waits ten times longer: once the pack is sent, a server says
+    nothing while it indexes the pack, checks connectivity and runs its hooks (a 110 MB pack
+    took longer than the timeout), and cutting it off there fails a push that lands."""
+    seconds = max(1.0, network_timeout())
+    if args and args[0] == "push":
+        seconds *= 10
+    return ["-c", "http.lowSpeedLimit=1", "-c", f"http.lowSpeedTime={round(seconds)}"]
 
 
 # git's words for failures that a later attempt may not meet again.
@@ -142,7 +148,7 @@ class GitRunner:
     ) -> subprocess.CompletedProcess[str]:
         """Run `git ARGS`; on failure raise TemporaryError or GitError with scrubbed output."""
         # A credential helper configured by the user must not answer for us (or store our secret).
-        command = ["git", "-c", "credential.helper=", "-c", "core.askPass=", *_stall_limit()]
+        command = ["git", "-c", "credential.helper=", "-c", "core.askPass=", *_stall_limit(args)]
         # ext:: runs a shell command, whatever a user's config allows.
         command += ["-c", "protocol.ext.allow=never"]
         if remote is not None and remote.password is not None:
