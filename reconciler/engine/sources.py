@@ -156,7 +156,7 @@ def _unpack(
     out and added to `outside` (name, target). Return where the links kept point to."""
     try:
         archive = git.output(
-            ["archive", "--format=tar", "--end-of-options", commit, "--", *paths], cwd=repo
+            ["archive", "--format=tar", "--end-of-options", commit, *paths], cwd=repo
         )
     except ReconcilerError as error:
         where = f"{commit[:7]}:{','.join(paths) or '.'}"

@@ -207,7 +207,10 @@ def _verdict(
 
 def _skipped(notes: list[Step], destinations: int, repos: int, shown: int = 5) -> str:
     """The verdict when the only differences are refs `conflictStrategy: skip` leaves."""
-    named = ", ".join(f"{n['ref']} in {n['unit']}" for n in notes[:shown])
+    by_unit: dict[str, list[str]] = {}
+    for note in notes[:shown]:  # each destination named once: status shows one short line
+        by_unit.setdefault(str(note["unit"]), []).append(str(note["ref"]))
+    named = "; ".join(f"{', '.join(refs)} in {unit}" for unit, refs in by_unit.items())
     more = f" and {len(notes) - shown} more" if len(notes) > shown else ""
     return (
         f"{len(notes)} diverged refs skipped (conflictStrategy skip leaves them): {named}{more}; "
