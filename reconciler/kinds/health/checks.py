@@ -39,7 +39,8 @@ def probe(check: HealthCheck, base_dir: Path) -> CheckResult:
         )
     else:
         assert isinstance(check, CommandCheck)
-        outcome = run_hook(Hook(run=check.run, timeout=check.timeout), base_dir, {})
+        hook = Hook(run=check.run, timeout=check.timeout, env=check.env)
+        outcome = run_hook(hook, base_dir, {})  # the minimal environment and its `env:`
     return CheckResult(check.type, "Healthy" if outcome.ok else "Degraded", outcome.detail)
 
 
