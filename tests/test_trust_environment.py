@@ -126,6 +126,31 @@ verify: [{{run: ["{PY}", -c, "{DUMP}", ../../verify.json], env: {{GREETING: "${{
     assert b"hello-from-the-spec" not in state and TOKEN.encode() not in state
 
 
+def test_a_credential_passed_by_env_reaches_the_hook_and_is_masked_in_its_output(
+    ws: Workspace, app: WorkRepo, http_server: GitHttpServer
+) -> None:
+    # Passing the source's password to a hook is the user's explicit choice; what the hook
+    # prints of it is still masked wherever reconciler shows or stores it.
+    git("clone", "--quiet", "--bare", str(app.path), str(http_server.root / "app.git"))
+    source = (
+        f'{{repo: "{http_server.url("app.git")}", ref: v1, username: bot,'
+        ' password: "${BACKUP_TOKEN}"}'
+    )
+    hook = "echo token=$TOKEN; exit 1"
+    environment(
+        ws,
+        source=source,
+        extra=f'build: [{{run: [sh, -c, "{hook}"], env: {{TOKEN: "${{BACKUP_TOKEN}}"}}}}]',
+    )
+    result = ws.run("apply", "--yes", env={"BACKUP_TOKEN": TOKEN})
+    assert result.code == 1 and "token=***" in result.stdout, result.output
+    history = ws.run("history", "Environment/staging", env={"BACKUP_TOKEN": TOKEN})
+    assert "token=***" in history.stdout, history.output
+    shown = result.output + history.output
+    state = b"".join(p.read_bytes() for p in ws.state.parent.glob("reconciler.db*"))
+    assert TOKEN not in shown and TOKEN.encode() not in state
+
+
 CHECK = f'verify: [{{run: ["{PY}", check.py]}}]'
 ACTIVATE = "activate: [{run: [sh, activate.sh]}]"
 
