@@ -69,7 +69,8 @@ def run_hook(hook: Hook, cwd: Path, env: Mapping[str, str]) -> Outcome:
     """Run one command in `cwd` with the minimal environment, the hook's own `env:` and
     `env` (reconciler's variables); fail on exit != 0 or timeout."""
     if _stopping.is_set():
-        return Outcome(False, f"{hook.run[0]} not started: reconciler is stopping", True, True)
+        detail = f"{hook.run[0]} not started: reconciler is stopping"
+        return Outcome(False, detail, final=True, stopped=True)
     environment = {**minimal_environment(), **(hook.env or {}), **env}
     try:
         process = subprocess.Popen(
@@ -104,7 +105,8 @@ def _finish(hook: Hook, process: subprocess.Popen[bytes]) -> Outcome:
         return Outcome(False, f"{hook.run[0]} timed out after {seconds:g}s{tail.text()}")
     tail.join()
     if _stopping.is_set():
-        return Outcome(False, f"{hook.run[0]} stopped: reconciler is stopping", True, True)
+        detail = f"{hook.run[0]} stopped: reconciler is stopping"
+        return Outcome(False, detail, final=True, stopped=True)
     if code != 0:
         # 126/127: the shell could not run the command (not executable, not found)
         final = code in (126, 127)

@@ -40,27 +40,12 @@ def plan_environment(
     problem = observed.link_problem or (
         "altered by hand: " + ", ".join(observed.drift) if observed.drift else None
     )
-    # Checked before "as the spec wants": a release that failed and stays current (a first
-    # release, autoRollback off) is not what the spec asked for, whatever else the spec
-    # changes; only a passing verify of it, or a new release, clears that. A rollback to an
-    # earlier release of the same commit is what the spec wants, though.
+    # Checked before "as the spec wants" (see _failed).
     failed = (unit_state or {}).get("failed") or observed.failed or {}
     if failed.get("sha") == observed.sha and not problem:
-        stays = observed.current == failed.get("release")
-        if failed.get("spec") == spec_digest and (stays or observed.current_sha != observed.sha):
-            return _blocked(
-                unit,
-                f"{wanted} failed in release {failed.get('release')} ({failed.get('stage')}); "
-                "not deployed again until the spec changes",
-            )
-        if stays:
-            reason = (
-                f"{running}, which failed {failed.get('stage')}; the spec changed since: "
-                "activate and verify it again (only a pass clears the failure)"
-            )
-            steps = confirm_steps(spec, observed, reason)
-            again: ChangeAction = "update" if unit_state else "create"
-            return ResourcePlan(again, reason, (Action(unit, tuple(steps)),))
+        verdict = _failed(spec, observed, failed, unit_state, spec_digest, running)
+        if verdict is not None:
+            return verdict
     if observed.current_sha == observed.sha and not problem:
         if _unrecorded(observed, unit_state, failed):
             reason = (
@@ -76,6 +61,39 @@ def plan_environment(
     steps = deploy_steps(spec, observed, known, reason)
     action: ChangeAction = "update" if unit_state else "create"
     return ResourcePlan(action, reason, (Action(unit, tuple(steps)),))
+
+
+def _failed(
+    spec: EnvironmentSpec,
+    observed: EnvironmentObserved,
+    failed: dict[str, Any],
+    unit_state: dict[str, Any] | None,
+    spec_digest: str,
+    running: str,
+) -> ResourcePlan | None:
+    """The plan while the spec's commit is the one that failed (None: plan as usual). A
+    release that failed and stays current (a first release, autoRollback off) is not what
+    the spec asked for, whatever else in the spec changes: blocked while the spec is the
+    same, verified again once it changed; only a pass (or a new release) clears it. A
+    rollback to an earlier release of the same commit is what the spec wants, though."""
+    unit = spec.target.path
+    stays = observed.current == failed.get("release")
+    if failed.get("spec") == spec_digest and (stays or observed.current_sha != observed.sha):
+        return _blocked(
+            unit,
+            f"{observed.ref} ({short(observed.sha)}) failed in release "
+            f"{failed.get('release')} ({failed.get('stage')}); "
+            "not deployed again until the spec changes",
+        )
+    if not stays:
+        return None
+    reason = (
+        f"{running}, which failed {failed.get('stage')}; the spec changed since: "
+        "activate and verify it again (only a pass clears the failure)"
+    )
+    steps = confirm_steps(spec, observed, reason)
+    change: ChangeAction = "update" if unit_state else "create"
+    return ResourcePlan(change, reason, (Action(unit, tuple(steps)),))
 
 
 def refusal(path: str, problems: list[str]) -> str:
