@@ -6,11 +6,14 @@ Exit codes: 0 ok, 1 any error, 2 changes pending (only with `plan --detailed-exi
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
@@ -265,8 +268,21 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(run(arguments, verbose))
 
 
+def _interrupted(_signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM or SIGINT: end the hooks running now (each in its own session, they would not
+    get the signal), then unwind as an interrupt. Hooks never ran if their module is not
+    loaded. `watch` replaces this with its own graceful stop."""
+    hooks = sys.modules.get("reconciler.kinds.environment.hooks")
+    if hooks is not None:
+        hooks.stop_hooks()
+    raise KeyboardInterrupt
+
+
 def run(arguments: list[str], verbose: bool = False) -> int:
     """Run the CLI with `arguments`; returns the exit code."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupted)
+        signal.signal(signal.SIGINT, _interrupted)
     try:
         code = cli.main(arguments, prog_name="reconciler", standalone_mode=False)
         return int(code or 0)

@@ -14,7 +14,7 @@ from typing import Any
 
 from reconciler.engine.planning import make_plan
 from reconciler.engine.plans import Change, Plan
-from reconciler.engine.status import explained, health_of
+from reconciler.engine.status import explained, health_of, waiting
 from reconciler.engine.workspace import Workspace
 from reconciler.kinds.health import policy_spec
 from reconciler.kinds.health.checks import CheckResult, deployment_check, probe
@@ -219,6 +219,8 @@ def _drift(change: Change) -> CheckResult:
         return CheckResult("drift", "Healthy", change.reason if skipped else "matches the spec")
     if change.fingerprint is None:
         return CheckResult("drift", "Unknown", explained(change))
+    if waiting(change):
+        return CheckResult("drift", "Progressing", f"waiting: {explained(change)}")
     return CheckResult("drift", "Degraded", f"differs from the spec: {explained(change)}")
 
 

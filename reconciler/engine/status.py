@@ -26,9 +26,25 @@ def explained(change: Change) -> str:
     return f"{change.reason}: {blocked.get('reason')}"
 
 
+def waiting(change: Change) -> bool:
+    """Blocked only until another resource is ready (an Environment on those it requires):
+    the kind says so in its notes. Progressing, not Degraded: no incident, no alert."""
+    notes = [n for n in change.notes if n.get("op") == "blocked"]
+    return (
+        change.action == "blocked"
+        and bool(notes)
+        and all(n.get("health") == "Progressing" for n in notes)
+    )
+
+
 def health_of(change: Change, record: ResourceRecord | None) -> str:
-    """Degraded when blocked or the last apply failed; Missing before the first apply."""
-    if change.action == "blocked" or (record and record.outcome in ("failed", "partial")):
+    """Degraded when blocked or the last apply failed; Missing before the first apply;
+    Progressing while only waiting for another resource."""
+    if record and record.outcome in ("failed", "partial"):
+        return "Degraded"
+    if waiting(change):
+        return "Progressing"
+    if change.action == "blocked":
         return "Degraded"
     if record is None and change.action == "create":
         return "Missing"

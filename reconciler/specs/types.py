@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, StrictStr
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 KIND_PATTERN = re.compile(r"^[A-Z][A-Za-z0-9]*\Z")
@@ -15,6 +16,7 @@ _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 # Characters git forbids in ref names (git-check-ref-format), which a glob can never match.
 _BAD_REF_CHARS = re.compile(r"[\s~^:\\\x00-\x1f\x7f]")
 _BAD_REF_SEQUENCE = re.compile(r"\.\.|^/|/\Z|//|@\{|\.lock\Z|\.\Z")
+_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 class FieldError(ValueError):
@@ -104,3 +106,36 @@ Command = Annotated[
 ResourceName = Annotated[str, AfterValidator(check_name)]
 Address = Annotated[str, AfterValidator(check_address)]
 RefGlob = Annotated[str, AfterValidator(check_ref_glob)]
+
+
+def check_env(env: dict[str, str]) -> dict[str, str]:
+    """Names of the variables a spec passes to a program: `[A-Za-z_][A-Za-z0-9_]*`, none of
+    reconciler's own RECONCILER_* (set for every hook and check)."""
+    for name in env:
+        if not _VARIABLE.match(name):
+            message = f"invalid variable name {name!r}: letters, digits and _, not first a digit"
+            raise FieldError(message, name)
+        if name.startswith("RECONCILER_"):
+            raise FieldError(f"the variable {name} is set by reconciler; choose another name", name)
+    return env
+
+
+def public_env(env: dict[str, str]) -> dict[str, str]:
+    """`env:` as stored and shown: each value as a digest (it may be a credential the user
+    chose to pass), which still changes when the value does."""
+    return {
+        name: "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:16]
+        for name, value in env.items()
+    }
+
+
+# Optional in every model (`env: Env | None = None`): unset, it is left out of the digest.
+Env = Annotated[
+    dict[str, StrictStr],
+    Field(
+        description="Variables for the program beyond its minimal environment (values may be "
+        "${VAR}; stored and shown only as digests).",
+    ),
+    AfterValidator(check_env),
+    PlainSerializer(public_env, when_used="json"),
+]

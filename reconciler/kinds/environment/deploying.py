@@ -21,6 +21,7 @@ from reconciler.kinds.environment.releases import (
     release_number,
     remove_release,
     switch_link,
+    write_failure,
     write_manifest,
 )
 from reconciler.kinds.environment.services import Services
@@ -62,13 +63,16 @@ class Deploy:
         services: Services | None = None,
     ) -> Outcome:
         """Run hooks (or checks) in order in the release directory; stop at the first failure.
-        Checks stop retrying once the `services` activate left running have all exited."""
+        Checks stop retrying once the `services` activate left running have all exited.
+        Raises PermanentError when reconciler is stopping (a signal ended the hook)."""
         cwd = self.layout.release(release)
         gone = services.exited if services is not None else None
         for hook in hooks:
             env = self.env(release, sha, slot)
             checks = isinstance(hook, Check)
             outcome = run_check(hook, cwd, env, gone) if checks else run_hook(hook, cwd, env)
+            if outcome.stopped:  # not a verdict on the release: record no failure
+                raise PermanentError(outcome.detail)
             if not outcome.ok:
                 return outcome
         return Outcome(True, "ok")
@@ -97,9 +101,14 @@ def deploy(
     started = time.monotonic()
     previous = run.layout.current_release()
     run.layout.releases.mkdir(parents=True, exist_ok=True)
+    for left in run.layout.partials():  # by an export that crashed (kill -9, power loss)
+        remove_release(run.layout, left)
     partial = run.layout.releases / f".{release}.partial"
-    remove_release(run.layout, partial.name)
-    export_tree(context.git, cache, sha, partial)
+    try:
+        export_tree(context.git, cache, sha, partial)
+    except BaseException:  # out of space, read-only, interrupted: leave no litter
+        remove_release(run.layout, partial.name)
+        raise
     partial.rename(run.layout.release(release))
     files = list(tree_blobs(context.git, cache, sha))
     failure = _build_and_switch(run, release, sha, previous)
@@ -177,6 +186,7 @@ def _result(
     }
     label = f"release {release} ({run.spec.source.ref}, {sha[:7]})"
     if failure is None:
+        write_failure(run.layout, None)
         state.update(current=release, current_sha=sha, failed=None)
         state["healthy"] = [*state.get("healthy", []), release][-HISTORY_KEPT:]
         record_release(state, {**entry, "outcome": "healthy"})
@@ -186,8 +196,8 @@ def _result(
         return ActionResult("done", message, state, {"summary": message, "release": entry})
     stage, detail = failure
     state["failed"] = {"sha": sha, "spec": spec_digest, "release": release, "stage": stage}
-    back = _roll_back(run, release, previous, stage)
-    outcome = f"failed {stage}" + (f"; rolled back to {back}" if back else "")
+    write_failure(run.layout, state["failed"])
+    outcome = f"failed {stage}" + _roll_back(run, previous, stage)
     record_release(state, {**entry, "outcome": outcome, "detail": detail[-2000:]})
     message = f"{label} {outcome}: {detail}"
     return ActionResult("failed", message, state, {"summary": message, "release": entry})
@@ -215,15 +225,20 @@ def confirm(
     return _result(run, release, sha, previous, failure, time.monotonic() - started, spec_digest)
 
 
-def _roll_back(run: Deploy, release: str, previous: str | None, stage: str) -> str | None:
-    """After a failed activate/verify, put the previous release back (and re-activate it)."""
+def _roll_back(run: Deploy, previous: str | None, stage: str) -> str:
+    """After a failed activate/verify, put the previous release back and re-activate it;
+    returns what to add to the outcome ("; rolled back to N", and whether that activate
+    failed too: the previous release then runs, but maybe not as it should)."""
     if stage in ("build", "preview") or not run.spec.autoRollback or previous is None:
-        return None
+        return ""
     switch_to(run, previous)
     state = run.state
     state.update(current=previous)
-    run.hooks(run.spec.activate, previous, str(state.get("current_sha") or ""))
-    return previous
+    sha = str(state.get("current_sha") or "")
+    outcome = run.hooks(run.spec.activate, previous, sha, run.layout.active_slot())
+    if not outcome.ok:
+        return f"; rolled back to {previous}, but activate failed: {outcome.detail[-500:]}"
+    return f"; rolled back to {previous}"
 
 
 def record_release(state: dict[str, Any], entry: dict[str, Any]) -> None:

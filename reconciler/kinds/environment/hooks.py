@@ -1,5 +1,12 @@
 """Running hooks and checks: argument lists without a shell, timeouts that kill the whole
-process group, output captured into a bounded tail, HTTP probes with retries."""
+process group, output captured into a bounded tail, HTTP probes with retries.
+
+A hook never inherits reconciler's environment (where credentials and the webhook secret
+live): it gets the variables of `minimal_environment()`, reconciler's own RECONCILER_*
+ones, and what the spec passes in `env:`. A hook runs in its own session so that a
+timeout can kill its whole group; `stop_hooks()` does the same when reconciler is told to
+stop (SIGTERM, SIGINT), and no hook starts after it.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +27,32 @@ from pathlib import Path
 from reconciler.kinds.environment.model import Check, Hook
 
 TAIL_BYTES = 4096
+# What a program needs to run as the user who runs reconciler, and nothing that could
+# carry a credential: the documented minimal environment of hooks and checks.
+PASSED = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR")
+
+_running: dict[int, subprocess.Popen[bytes]] = {}  # hooks now running, by process group
+_stopping = threading.Event()
+
+
+def minimal_environment() -> dict[str, str]:
+    """The variables of reconciler's environment every hook and check gets: PATH, HOME,
+    USER, LOGNAME, SHELL, the locale (LANG, LANGUAGE, LC_*), TZ and TMPDIR."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name in PASSED or name.startswith("LC_")
+    }
+
+
+def stop_hooks() -> None:
+    """Kill the process group of every hook running now and let no new one start (called
+    from a signal handler: services an activate hook detached into their own session are
+    not in that group and keep running)."""
+    _stopping.set()
+    for group in list(_running):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -29,11 +62,16 @@ class Outcome:
     ok: bool
     detail: str
     final: bool = False  # a failure no retry can change (the program cannot even start)
+    stopped: bool = False  # ended by stop_hooks(): says nothing about the release
 
 
 def run_hook(hook: Hook, cwd: Path, env: Mapping[str, str]) -> Outcome:
-    """Run one command in `cwd` with `env` added; fail on exit != 0 or timeout."""
-    environment = {**os.environ, **env}
+    """Run one command in `cwd` with the minimal environment, the hook's own `env:` and
+    `env` (reconciler's variables); fail on exit != 0 or timeout."""
+    if _stopping.is_set():
+        detail = f"{hook.run[0]} not started: reconciler is stopping"
+        return Outcome(False, detail, final=True, stopped=True)
+    environment = {**minimal_environment(), **(hook.env or {}), **env}
     try:
         process = subprocess.Popen(
             hook.run,
@@ -46,6 +84,17 @@ def run_hook(hook: Hook, cwd: Path, env: Mapping[str, str]) -> Outcome:
         )
     except OSError as error:
         return Outcome(False, f"cannot run {hook.run[0]}: {error.strerror or error}", final=True)
+    _running[process.pid] = process
+    try:
+        return _finish(hook, process)
+    except BaseException:  # interrupted (KeyboardInterrupt from a signal): end the group
+        _kill(process)
+        raise
+    finally:
+        _running.pop(process.pid, None)
+
+
+def _finish(hook: Hook, process: subprocess.Popen[bytes]) -> Outcome:
     tail = _Tail(process)
     seconds = hook.timeout.total_seconds()
     try:
@@ -55,6 +104,9 @@ def run_hook(hook: Hook, cwd: Path, env: Mapping[str, str]) -> Outcome:
         tail.join()
         return Outcome(False, f"{hook.run[0]} timed out after {seconds:g}s{tail.text()}")
     tail.join()
+    if _stopping.is_set():
+        detail = f"{hook.run[0]} stopped: reconciler is stopping"
+        return Outcome(False, detail, final=True, stopped=True)
     if code != 0:
         # 126/127: the shell could not run the command (not executable, not found)
         final = code in (126, 127)

@@ -18,7 +18,7 @@ from pydantic import (
 
 from reconciler.git import Remote
 from reconciler.kinds.locations import check_location, separate_credentials
-from reconciler.specs.types import Command, Duration, FieldError, ResourceName, Timeout
+from reconciler.specs.types import Command, Duration, Env, FieldError, ResourceName, Timeout
 
 
 class SourceSpec(BaseModel):
@@ -82,6 +82,7 @@ class Hook(BaseModel):
 
     run: Command
     timeout: Timeout = Field(default=timedelta(minutes=5))
+    env: Env | None = None
 
 
 class Check(BaseModel):
@@ -96,6 +97,7 @@ class Check(BaseModel):
     timeout: Timeout | None = Field(default=None, description="Default 30s (run), 5s (http).")
     retries: int = Field(default=0, ge=0, le=100)
     interval: Duration = Field(default=timedelta(seconds=1))
+    env: Env | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Check:
@@ -103,12 +105,14 @@ class Check(BaseModel):
             raise ValueError("a check has either `run` (a command) or `http` (a URL)")
         if self.run is not None and (self.status is not None or self.contains is not None):
             raise ValueError("`status` and `contains` belong to `http` checks")
+        if self.http is not None and self.env:
+            raise FieldError("`env` belongs to `run` checks: an http check runs nothing", "env")
         return self
 
     def hook(self) -> Hook:
         """A command check as the hook it runs."""
         assert self.run is not None
-        return Hook(run=self.run, timeout=self.timeout or timedelta(seconds=30))
+        return Hook(run=self.run, timeout=self.timeout or timedelta(seconds=30), env=self.env)
 
 
 class EnvironmentSpec(BaseModel):

@@ -12,7 +12,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.git import ObjectCache, Remote, list_refs, peel_to_commit
 from reconciler.kinds.base import Context
 from reconciler.kinds.environment.model import EnvironmentSpec
-from reconciler.kinds.environment.releases import Layout, drift, read_manifest
+from reconciler.kinds.environment.releases import Layout, drift, read_failure, read_manifest
 from reconciler.kinds.mirror.model import MirrorSpec
 from reconciler.specs import Resource
 
@@ -40,6 +40,7 @@ class EnvironmentObserved(BaseModel):
     refused: list[str] = Field(default_factory=list)  # links leading out of the directory
     drift: list[str] = Field(default_factory=list)
     releases: list[str] = Field(default_factory=list)
+    failed: dict[str, str] | None = None  # recorded on disk: the commit that failed, where
     required: dict[str, RequiredObserved] = Field(default_factory=dict)
 
 
@@ -73,6 +74,7 @@ def observe_environment(resource: Resource, context: Context) -> EnvironmentObse
     if observed.refused:  # read nothing through a link that leads outside
         return observed
     observed.releases = layout.names()
+    observed.failed = read_failure(layout)
     observed.slot = layout.active_slot()
     observed.current = layout.current_release()
     if observed.current is None:

@@ -34,32 +34,25 @@ def plan_environment(
         if not seen.healthy or seen.sha != observed.sha:
             runs = f"runs {short(seen.sha)}" if seen.sha else "runs nothing yet"
             health = "healthy" if seen.healthy else f"not healthy ({seen.message})"
-            return _blocked(unit, f"requires {required} on {wanted}; {required} {runs}, {health}")
+            reason = f"requires {required} on {wanted}; {required} {runs}, {health}"
+            return _blocked(unit, reason, waiting=True)
     running = _running(name, observed)
     problem = observed.link_problem or (
         "altered by hand: " + ", ".join(observed.drift) if observed.drift else None
     )
-    # Checked before "as the spec wants": a first release that failed verify has nothing
-    # to roll back to and stays current, but it is not what the spec asked for. A rollback
-    # to an earlier release of the same commit is what the spec wants, though.
-    failed = (unit_state or {}).get("failed") or {}
-    healthy_same_commit = observed.current_sha == observed.sha and (
-        observed.current != failed.get("release")
-    )
-    if (
-        failed.get("sha") == observed.sha
-        and failed.get("spec") == spec_digest
-        and not problem
-        and not healthy_same_commit
-    ):
-        return _blocked(
-            unit,
-            f"{wanted} failed in release {failed.get('release')} ({failed.get('stage')}); "
-            "not deployed again until the spec changes",
-        )
+    # Checked before "as the spec wants" (see _failed).
+    failed = (unit_state or {}).get("failed") or observed.failed or {}
+    if failed.get("sha") == observed.sha and not problem:
+        verdict = _failed(spec, observed, failed, unit_state, spec_digest, running)
+        if verdict is not None:
+            return verdict
     if observed.current_sha == observed.sha and not problem:
-        if _unrecorded(observed, unit_state):
-            steps = confirm_steps(spec, observed, running)
+        if _unrecorded(observed, unit_state, failed):
+            reason = (
+                f"{running}, switched to by an interrupted apply that never verified it: "
+                "activate and verify it again, then record it"
+            )
+            steps = confirm_steps(spec, observed, reason)
             change: ChangeAction = "update" if unit_state else "create"
             return ResourcePlan(change, str(steps[0]["reason"]), (Action(unit, tuple(steps)),))
         return ResourcePlan("noop", f"{running}, as the spec wants")
@@ -68,6 +61,39 @@ def plan_environment(
     steps = deploy_steps(spec, observed, known, reason)
     action: ChangeAction = "update" if unit_state else "create"
     return ResourcePlan(action, reason, (Action(unit, tuple(steps)),))
+
+
+def _failed(
+    spec: EnvironmentSpec,
+    observed: EnvironmentObserved,
+    failed: dict[str, Any],
+    unit_state: dict[str, Any] | None,
+    spec_digest: str,
+    running: str,
+) -> ResourcePlan | None:
+    """The plan while the spec's commit is the one that failed (None: plan as usual). A
+    release that failed and stays current (a first release, autoRollback off) is not what
+    the spec asked for, whatever else in the spec changes: blocked while the spec is the
+    same, verified again once it changed; only a pass (or a new release) clears it. A
+    rollback to an earlier release of the same commit is what the spec wants, though."""
+    unit = spec.target.path
+    stays = observed.current == failed.get("release")
+    if failed.get("spec") == spec_digest and (stays or observed.current_sha != observed.sha):
+        return _blocked(
+            unit,
+            f"{observed.ref} ({short(observed.sha)}) failed in release "
+            f"{failed.get('release')} ({failed.get('stage')}); "
+            "not deployed again until the spec changes",
+        )
+    if not stays:
+        return None
+    reason = (
+        f"{running}, which failed {failed.get('stage')}; the spec changed since: "
+        "activate and verify it again (only a pass clears the failure)"
+    )
+    steps = confirm_steps(spec, observed, reason)
+    change: ChangeAction = "update" if unit_state else "create"
+    return ResourcePlan(change, reason, (Action(unit, tuple(steps)),))
 
 
 def refusal(path: str, problems: list[str]) -> str:
@@ -135,27 +161,25 @@ def deploy_steps(
     return steps
 
 
-def _unrecorded(observed: EnvironmentObserved, unit_state: dict[str, Any] | None) -> bool:
+def _unrecorded(
+    observed: EnvironmentObserved, unit_state: dict[str, Any] | None, failed: dict[str, Any]
+) -> bool:
     """`current` runs a release no finished deploy recorded: the apply that switched to it
     was killed before it activated, verified and recorded it (its manifest is written at
     the switch, so the files alone do not prove it ever passed its checks)."""
     state = unit_state or {}
-    failed = state.get("failed") or {}
     return observed.current not in (state.get("current"), failed.get("release"))
 
 
-def confirm_steps(spec: EnvironmentSpec, observed: EnvironmentObserved, running: str) -> list[Step]:
-    """confirm, activate, verify: finish what an interrupted deploy of `current` left."""
+def confirm_steps(spec: EnvironmentSpec, observed: EnvironmentObserved, reason: str) -> list[Step]:
+    """confirm, activate, verify: check again the release `current` runs, for `reason` (an
+    interrupted deploy never verified it, or it failed and the spec changed since)."""
     base = {
         "unit": spec.target.path,
         "release": observed.current,
         "ref": observed.ref,
         "sha": observed.sha,
     }
-    reason = (
-        f"{running}, switched to by an interrupted apply that never verified it: "
-        "activate and verify it again, then record it"
-    )
     steps: list[Step] = [{**base, "op": "confirm", "reason": reason}]
     steps += [
         {**base, "op": "activate", "run": h.run, "reason": "activate hook"} for h in spec.activate
@@ -177,7 +201,10 @@ def _number(name: str) -> int:
     return int(head) if head.isdigit() else 0
 
 
-def _blocked(unit: str, reason: str) -> ResourcePlan:
-    return ResourcePlan(
-        "blocked", reason, notes=({"unit": unit, "op": "blocked", "reason": reason},)
-    )
+def _blocked(unit: str, reason: str, waiting: bool = False) -> ResourcePlan:
+    """Blocked with `reason`; `waiting`: only until a required environment is ready, which
+    is Progressing (what runs is as healthy as it was), not Degraded."""
+    note: Step = {"unit": unit, "op": "blocked", "reason": reason}
+    if waiting:
+        note["health"] = "Progressing"
+    return ResourcePlan("blocked", reason, notes=(note,))

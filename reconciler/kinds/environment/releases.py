@@ -22,6 +22,8 @@ from typing import Any
 
 SLOTS = ("blue", "green")
 _RELEASE = re.compile(r"^(?P<number>\d+)-(?P<short>[0-9a-f]{7,40})\Z")
+_FULL_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?\Z")
+FAILED = "failed.json"  # in .reconciler/: the commit that failed, and where
 
 
 def release_name(number: int, sha: str) -> str:
@@ -83,6 +85,16 @@ class Layout:
             return []
         found = [p.name for p in self.releases.iterdir() if release_number(p.name) is not None]
         return sorted(found, key=lambda n: release_number(n) or 0)
+
+    def partials(self) -> list[str]:
+        """Directories of unfinished exports (`.<release>.partial`) in `releases/`."""
+        if not self.releases.is_dir() or not inside(self.root, self.releases):
+            return []
+        return sorted(
+            p.name
+            for p in self.releases.iterdir()
+            if p.name.startswith(".") and p.name.endswith(".partial")
+        )
 
     def next_number(self, known: list[str]) -> int:
         """One more than any release number on disk or in `known`."""
@@ -234,3 +246,38 @@ def remove_release(layout: Layout, name: str) -> None:
     manifest = layout.manifests / f"{name}.json"
     if inside(layout.root, layout.manifests):
         manifest.unlink(missing_ok=True)
+
+
+def write_failure(layout: Layout, failure: dict[str, str] | None) -> None:
+    """Record beside the manifests which commit failed in which release and stage (None:
+    clear it), so that the block outlives the store's record of the resource (forgotten
+    with its spec, then re-created)."""
+    if not inside(layout.root, layout.manifests):
+        return
+    path = layout.manifests / FAILED
+    if failure is None:
+        path.unlink(missing_ok=True)
+        return
+    layout.manifests.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(failure, sort_keys=True))
+    os.replace(temporary, path)
+
+
+def read_failure(layout: Layout) -> dict[str, str] | None:
+    """What `write_failure` recorded, or None (also for anything malformed: it is data)."""
+    try:
+        data = json.loads((layout.manifests / FAILED).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    failure = {key: data.get(key) for key in ("sha", "spec", "release", "stage")}
+    if not all(isinstance(value, str) for value in failure.values()):
+        return None
+    sha, release = str(failure["sha"]), str(failure["release"])
+    if not _FULL_SHA.match(sha) or _RELEASE.match(release) is None:
+        return None
+    if not sha.startswith(release.split("-", 1)[1]):
+        return None
+    return {key: str(value) for key, value in failure.items()}

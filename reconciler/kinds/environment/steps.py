@@ -73,9 +73,10 @@ class SwitchStep(_Step):
 
 
 class BlockedStep(_Unit):
-    """Why nothing is deployed (never applied)."""
+    """Why nothing is deployed (never applied); waiting on `requires` marks it Progressing."""
 
     op: Literal["blocked"]
+    health: Literal["Progressing"] | None = None
 
 
 STEP_MODELS: dict[str, type[BaseModel]] = {

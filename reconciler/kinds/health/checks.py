@@ -14,7 +14,7 @@ from pathlib import Path
 from reconciler.kinds.base import Context
 from reconciler.kinds.environment.hooks import http_probe, run_check, run_hook
 from reconciler.kinds.environment.model import Check, EnvironmentSpec, Hook
-from reconciler.kinds.environment.releases import Layout
+from reconciler.kinds.environment.releases import Layout, read_manifest
 from reconciler.kinds.environment.services import Services
 from reconciler.kinds.health.model import CommandCheck, HealthCheck, HttpCheck
 from reconciler.specs import Resource
@@ -39,7 +39,8 @@ def probe(check: HealthCheck, base_dir: Path) -> CheckResult:
         )
     else:
         assert isinstance(check, CommandCheck)
-        outcome = run_hook(Hook(run=check.run, timeout=check.timeout), base_dir, {})
+        hook = Hook(run=check.run, timeout=check.timeout, env=check.env)
+        outcome = run_hook(hook, base_dir, {})  # the minimal environment and its `env:`
     return CheckResult(check.type, "Healthy" if outcome.ok else "Degraded", outcome.detail)
 
 
@@ -55,10 +56,13 @@ def deployment_check(resource: Resource, context: Context) -> CheckResult:
     if not current.exists():  # final at once: nothing to wait for
         return CheckResult("deployment", "Missing", f"no current release at {current}")
     release = Path(os.path.realpath(current))
-    env = {
+    manifest = read_manifest(Layout(Path(spec.target.path)), release.name) or {}
+    env = {  # as during the deploy (the checks also get their `env:`, nothing else)
         "RECONCILER_ENV": resource.name,
         "RECONCILER_RELEASE": release.name,
         "RECONCILER_RELEASE_DIR": str(release),
+        "RECONCILER_REF": spec.source.ref,
+        "RECONCILER_SHA": str(manifest.get("sha") or ""),
     }
     # A service that exits while the checks retry ends their wait.
     services = Services.of(release, origin="running for the release")

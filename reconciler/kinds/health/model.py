@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from reconciler.specs.types import Address, Command, Duration, FieldError, Timeout
+from reconciler.specs.types import Address, Command, Duration, Env, FieldError, Timeout
 
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+\Z")  # an HTTP token
 
@@ -88,6 +88,7 @@ class CommandCheck(_Check):
     type: Literal["command"]
     run: Command
     timeout: Timeout = Field(default=timedelta(seconds=30))
+    env: Env | None = None
 
 
 class DeploymentCheck(_Check):
