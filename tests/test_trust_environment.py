@@ -340,6 +340,10 @@ def test_an_environment_waiting_for_what_it_requires_is_progressing_not_degraded
     row = status_row(ws, "Environment/production")
     assert row["health"] == "Progressing" and row["sync"] == "OutOfSync", row
     assert "requires staging on v2" in row["message"], row
+    assert ws.run("plan", "--out", "waiting.json").code == 0
+    saved = ws.run("apply", "waiting.json")  # the waiting mark is a field a saved plan may hold
+    assert saved.code == 1 and "refused" not in saved.output, saved.output
+    assert "requires staging on v2" in saved.output, saved.output
     health = ws.run("health", "--json")
     assert health.code == 0, health.output
     production = next(
