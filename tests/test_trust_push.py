@@ -290,7 +290,7 @@ def test_status_shows_a_failure_as_one_bounded_line_and_history_keeps_it_all(
     assert "and 37 more" in result.output
     (row,) = json.loads(ok(ws.run("status", "--json")).stdout)
     assert row["health"] == "Degraded"
-    assert "\n" not in row["message"] and len(row["message"]) <= 300, row["message"]
+    assert "\n" not in row["message"] and len(row["message"]) <= 500, row["message"]
     assert "40 of 40 refs failed" in row["message"]
     text = history_text(ws)
     assert all(ref in text for ref in refs)  # every ref's outcome is kept in history

@@ -83,7 +83,7 @@ def clear_watch_problem(store: Store, trigger: str) -> None:
         store.add_event("info", f"{WATCH_EVENTS} resolved: {trigger} loaded the specs and ran")
 
 
-STATUS_MESSAGE_CHARS = 300
+STATUS_MESSAGE_CHARS = 500
 
 
 def _bounded(message: str) -> str:
@@ -104,10 +104,10 @@ def status_rows(plan: Plan, store: Store) -> list[dict[str, Any]]:
         else:
             sync, health = sync_of(change), health_of(change, record)
         message = explained(change)
-        # What blocks it now says more than an earlier apply's failure.
-        failed = change.action != "blocked" and record and record.outcome in ("failed", "partial")
-        if failed and record and record.message:
-            message = f"last apply {record.outcome}: {record.message}"
+        if record and record.outcome in ("failed", "partial") and record.message:
+            # What blocks it now comes first; the last apply's failure still says how it ended.
+            failure = f"last apply {record.outcome}: {record.message}"
+            message = f"{message}; {failure}" if change.action == "blocked" else failure
         rows.append(
             {
                 "address": change.address,
