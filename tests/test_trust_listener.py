@@ -16,7 +16,7 @@ import pytest
 
 from reconciler.engine.listener import MAX_CONNECTIONS, REQUEST_TIMEOUT
 from tests.conftest import Workspace
-from tests.gitservers import WorkRepo
+from tests.gitservers import WorkRepo, seed_bare
 from tests.test_environment import app, env_spec  # noqa: F401 (fixture)
 from tests.test_watch import SECRET, Watch, get, post, watching  # noqa: F401 (fixture)
 
@@ -239,3 +239,23 @@ def test_hook_output_cannot_drive_the_terminal_through_the_watch_log(
     assert "exited 3: ...before!" in watched.stderr  # logged, without its control bytes
     assert_clean(watched.stderr, "watch --once")
     assert "\\u001b" not in watched.stderr and "\\u009b" not in watched.stderr  # nor escaped
+
+
+def test_text_from_outside_is_shown_as_written_not_as_emoji(ws: Workspace) -> None:
+    """rich reads ':name:' as an emoji code: a repository path holding one stays as written."""
+    seed_bare(ws.root / "source.git")
+    ws.write_spec(
+        "mirror.yaml",
+        """
+        apiVersion: reconciler/v1
+        kind: Mirror
+        metadata: {name: core}
+        spec:
+          source: {url: ../source.git}
+          destinations: [{url: "../dst/:smile: :a b:.git"}]
+        """,
+    )
+    for command in (("plan",), ("apply", "--yes")):  # both name the destination
+        result = ws.run(*command)
+        assert ":smile: :a b:.git" in result.stdout, result.output
+        assert "\N{SMILING FACE WITH OPEN MOUTH AND SMILING EYES}" not in result.stdout

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,30 +82,31 @@ def many_branches(repo: Path, count: int) -> dict[str, str]:
     return refs_of(repo)
 
 
-def test_thousands_of_new_refs_push_about_as_fast_as_a_mirror_push(
+def test_thousands_of_new_refs_go_in_one_push_whose_command_line_does_not_grow(
     ws: Workspace, tmp_path: Path
 ) -> None:
-    # One refspec and one lease per ref made git match every ref against every other:
-    # 4,000 refs took 32 s where `git push --mirror` took 3 s.
+    # One refspec and one lease per ref made git match every ref against every other
+    # (4,000 refs: 32 s where `git push --mirror` took 3 s). The time is measured in bench/
+    # (many_refs_*); here, what makes it linear: one push whose arguments do not grow with
+    # the number of refs. A `git` first on PATH records each push's argument count.
     source = tmp_path / "src" / "many.git"
-    expected = many_branches(source, 4000)
-    baseline = make_bare(tmp_path / "baseline.git")
-    started = time.perf_counter()
-    git("push", "--quiet", "--mirror", baseline, cwd=source)
-    mirror_seconds = time.perf_counter() - started
+    expected = many_branches(source, 2000)
     destination = tmp_path / "dst" / "many.git"
     mirror_spec(ws, source, str(destination))
-    # Warm the cache and the interpreter: the timed apply then pushes into a new destination.
-    ok(ws.run("plan"))
-    ok(ws.run("apply", "--yes"))
-    shutil.rmtree(destination)
-    started = time.perf_counter()
-    result = ok(ws.run("apply", "--yes"), 0)
-    apply_seconds = time.perf_counter() - started
-    assert "4000 refs updated" in result.stdout
+    shim, log = tmp_path / "shim", tmp_path / "push-arguments.log"
+    shim.mkdir()
+    (shim / "git").write_text(
+        "#!/bin/sh\n"
+        f'for a in "$@"; do [ "$a" = push ] && echo "$#" >> "{log}"; done\n'
+        f'exec {shutil.which("git")} "$@"\n'
+    )
+    (shim / "git").chmod(0o755)
+    env = {"PATH": f"{shim}:{os.environ['PATH']}"}
+    result = ok(ws.run("apply", "--yes", env=env), 0)
+    assert "2000 refs updated" in result.stdout
     assert refs_of(destination) == expected
-    # Generous for a loaded machine; quadratic matching missed it by far.
-    assert apply_seconds < 4 * mirror_seconds + 8, (apply_seconds, mirror_seconds)
+    pushes = [int(line) for line in log.read_text().split()]
+    assert len(pushes) == 1 and pushes[0] < 40, pushes  # the old push had 4,000+ arguments
     assert_in_sync(ws)
 
 

@@ -13,7 +13,8 @@ from reconciler.store import Store
 
 
 def _console(to_stderr: bool) -> Console:
-    console = Console(stderr=to_stderr, highlight=False, soft_wrap=True)
+    # No emoji codes: a path or message with ":a b:" in it is shown as written.
+    console = Console(stderr=to_stderr, highlight=False, emoji=False, soft_wrap=True)
     if not console.is_terminal:
         console.width = 200  # pipes and files: no terminal width to fit, keep tables on one line
     return console
