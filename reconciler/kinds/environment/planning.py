@@ -64,8 +64,8 @@ def plan_environment(
     steps = deploy_steps(spec, observed, known, reason)
     action: ChangeAction = "update" if unit_state else "create"
     # A deploy repairs a dangling `current`; until it does, nothing healthy runs.
-    health: KindHealth | None = "Degraded" if observed.link_problem else None
-    return ResourcePlan(action, reason, (Action(unit, tuple(steps)),), health=health)
+    dangling: KindHealth | None = "Degraded" if observed.link_problem else None
+    return ResourcePlan(action, reason, (Action(unit, tuple(steps)),), health=dangling)
 
 
 def _broken(observed: EnvironmentObserved, failed: dict[str, Any], running: str) -> str | None:
