@@ -80,17 +80,10 @@ def _vanished(
             f"repository {name} is missing at the source (it was mirrored before); "
             "its destinations are kept as they are"
         )
-        if repo_name_problem(name):  # mirrored by an older version: a plan cannot name it
-            notes.append({"op": "blocked", "unit": spec.source.url, "reason": reason})
-        else:
-            notes.append(
-                {
-                    "op": "blocked",
-                    "unit": spec.source.remote(name).url,
-                    "repo": name,
-                    "reason": reason,
-                }
-            )
+        note: Step = {"op": "blocked", "unit": spec.source.url, "reason": reason}
+        if not repo_name_problem(name):  # else mirrored by an older version: no step names it
+            note |= {"unit": spec.source.remote(name).url, "repo": name}
+        notes.append(note)
     return notes
 
 
