@@ -16,6 +16,7 @@ from rich.table import Table
 
 from reconciler.engine.applying import ActionReport, ApplyReport
 from reconciler.engine.plans import Change, Plan
+from reconciler.engine.status import sync_of
 from reconciler.kinds.base import Step
 from reconciler.redaction import printable, printable_data
 
@@ -114,7 +115,18 @@ def _step(step: Step) -> str:
 def _summary_line(plan: Plan) -> str:
     s = plan.summary()
     if not plan.pending:
-        return f"No changes. {s['noop']} resources match their specs."
+        # Refs skip leaves still differ (status: OutOfSync): those resources do not "match".
+        skipping = sum(sync_of(c) == "OutOfSync" for c in plan.changes)
+        matching = s["noop"] - skipping
+        line = "No changes. " + (
+            "1 resource matches its spec"
+            if matching == 1
+            else f"{matching} resources match their specs"
+        )
+        if skipping:
+            verb = "leaves" if skipping == 1 else "leave"
+            line += f"; {skipping} {verb} refs as conflictStrategy skip asks (see status)"
+        return line + "."
     return (
         f"Plan: {s['create']} to create, {s['update']} to update, {s['delete']} to delete, "
         f"{s['noop']} unchanged, {s['blocked']} blocked."

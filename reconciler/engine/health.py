@@ -203,6 +203,8 @@ def _sync_lag(
     limit = check.maxLag.total_seconds()
     if change.action == "noop":
         return CheckResult("syncLag", "Healthy", "in sync")
+    if waiting(change):  # it syncs once what it requires is ready
+        return CheckResult("syncLag", "Progressing", f"waiting: {explained(change)}")
     if change.action == "blocked":  # a dead source is not "catching up": nothing will sync
         return CheckResult("syncLag", "Degraded", f"cannot sync: {explained(change)}")
     if lag is None:

@@ -149,6 +149,7 @@ def _change(resource: Resource, verdict: ResourcePlan, observed: str | None) -> 
         actions=verdict.actions,
         notes=verdict.notes,
         fingerprint=observed,
+        health=verdict.health,
     )
 
 

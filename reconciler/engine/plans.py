@@ -17,7 +17,7 @@ from reconciler.engine.plancheck import (
     described,
 )
 from reconciler.errors import StalePlan
-from reconciler.kinds.base import INFORMATIVE_OPS, Action, ChangeAction, Step
+from reconciler.kinds.base import INFORMATIVE_OPS, Action, ChangeAction, KindHealth, Step
 from reconciler.kinds.registry import Registry
 from reconciler.specs import Resource
 
@@ -37,6 +37,7 @@ class Change:
     actions: tuple[Action, ...] = ()
     notes: tuple[Step, ...] = ()
     fingerprint: str | None = None  # digest of the observed facts the plan was made from
+    health: KindHealth | None = None  # the kind's word on what runs now (ResourcePlan.health)
 
     @property
     def blocked(self) -> bool:

@@ -27,24 +27,20 @@ def explained(change: Change) -> str:
 
 
 def waiting(change: Change) -> bool:
-    """Blocked only until another resource is ready (an Environment on those it requires):
-    the kind says so in its notes. Progressing, not Degraded: no incident, no alert."""
-    notes = [n for n in change.notes if n.get("op") == "blocked"]
-    return (
-        change.action == "blocked"
-        and bool(notes)
-        and all(n.get("health") == "Progressing" for n in notes)
-    )
+    """Blocked only until another resource is ready, what runs now being healthy (an
+    Environment on those it requires): the kind says so. Progressing, not Degraded: no
+    incident, no alert."""
+    return change.action == "blocked" and change.health == "Progressing"
 
 
 def health_of(change: Change, record: ResourceRecord | None) -> str:
-    """Degraded when blocked or the last apply failed; Missing before the first apply;
-    Progressing while only waiting for another resource."""
+    """Degraded when blocked, the last apply failed or the kind found what runs broken;
+    Missing before the first apply; Progressing while only waiting for another resource."""
     if record and record.outcome in ("failed", "partial"):
         return "Degraded"
     if waiting(change):
         return "Progressing"
-    if change.action == "blocked":
+    if change.action == "blocked" or change.health == "Degraded":
         return "Degraded"
     if record is None and change.action == "create":
         return "Missing"

@@ -22,6 +22,8 @@ from reconciler.store import ResourceRecord, Store
 
 Step = dict[str, Any]
 ChangeAction = Literal["create", "update", "delete", "noop", "blocked"]
+# What a kind knows of the health of what runs now, when the action alone does not say it.
+KindHealth = Literal["Progressing", "Degraded"]
 Outcome = Literal["done", "partial", "failed"]
 # Steps that explain the plan without doing anything.
 INFORMATIVE_OPS = frozenset({"blocked", "skip", "noop"})
@@ -61,6 +63,11 @@ class ResourcePlan:
     reason: str
     actions: tuple[Action, ...] = ()
     notes: tuple[Step, ...] = ()  # blocked / skipped steps: shown, never applied
+    # Progressing: blocked only until another resource is ready, what runs being healthy
+    # (an Environment waiting on `requires`); Degraded: what runs now is broken, though the
+    # plan may repair it (`current` pointing to a release that is gone). None: as the
+    # action says (blocked is Degraded).
+    health: KindHealth | None = None
 
     @property
     def steps(self) -> list[Step]:

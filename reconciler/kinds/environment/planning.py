@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.kinds.base import Action, ChangeAction, ResourcePlan, Step
+from reconciler.kinds.base import Action, ChangeAction, KindHealth, ResourcePlan, Step
 from reconciler.kinds.environment.model import EnvironmentSpec
 from reconciler.kinds.environment.observing import EnvironmentObserved
 from reconciler.kinds.environment.releases import release_name
@@ -30,18 +30,21 @@ def plan_environment(
         return _blocked(unit, reason)
     if observed.refused:
         return _blocked(unit, refusal(spec.target.path, observed.refused))
+    running = _running(name, observed)
+    failed = (unit_state or {}).get("failed") or observed.failed or {}
+    broken = _broken(observed, failed, running)
     for required, seen in observed.required.items():
         if not seen.healthy or seen.sha != observed.sha:
             runs = f"runs {short(seen.sha)}" if seen.sha else "runs nothing yet"
             health = "healthy" if seen.healthy else f"not healthy ({seen.message})"
             reason = f"requires {required} on {wanted}; {required} {runs}, {health}"
+            if broken:  # waiting is Progressing only while what runs is healthy
+                return _blocked(unit, f"{reason}; {broken}")
             return _blocked(unit, reason, waiting=True)
-    running = _running(name, observed)
     problem = observed.link_problem or (
         "altered by hand: " + ", ".join(observed.drift) if observed.drift else None
     )
     # Checked before "as the spec wants" (see _failed).
-    failed = (unit_state or {}).get("failed") or observed.failed or {}
     if failed.get("sha") == observed.sha and not problem:
         verdict = _failed(spec, observed, failed, unit_state, spec_digest, running)
         if verdict is not None:
@@ -60,7 +63,19 @@ def plan_environment(
     known = [r["name"] for r in (unit_state or {}).get("releases", [])]
     steps = deploy_steps(spec, observed, known, reason)
     action: ChangeAction = "update" if unit_state else "create"
-    return ResourcePlan(action, reason, (Action(unit, tuple(steps)),))
+    # A deploy repairs a dangling `current`; until it does, nothing healthy runs.
+    dangling: KindHealth | None = "Degraded" if observed.link_problem else None
+    return ResourcePlan(action, reason, (Action(unit, tuple(steps)),), health=dangling)
+
+
+def _broken(observed: EnvironmentObserved, failed: dict[str, Any], running: str) -> str | None:
+    """Why what runs now is not healthy (its release failed and stays current, or
+    `current` leads nowhere); None when it is as healthy as its last deploy left it."""
+    if observed.link_problem:
+        return observed.link_problem
+    if observed.current is not None and observed.current == failed.get("release"):
+        return f"{running}, which failed {failed.get('stage')}"
+    return None
 
 
 def _failed(
@@ -203,8 +218,6 @@ def _number(name: str) -> int:
 
 def _blocked(unit: str, reason: str, waiting: bool = False) -> ResourcePlan:
     """Blocked with `reason`; `waiting`: only until a required environment is ready, which
-    is Progressing (what runs is as healthy as it was), not Degraded."""
+    is Progressing (what runs is healthy), not Degraded."""
     note: Step = {"unit": unit, "op": "blocked", "reason": reason}
-    if waiting:
-        note["health"] = "Progressing"
-    return ResourcePlan("blocked", reason, notes=(note,))
+    return ResourcePlan("blocked", reason, notes=(note,), health="Progressing" if waiting else None)

@@ -73,10 +73,9 @@ class SwitchStep(_Step):
 
 
 class BlockedStep(_Unit):
-    """Why nothing is deployed (never applied); waiting on `requires` marks it Progressing."""
+    """Why nothing is deployed (never applied)."""
 
     op: Literal["blocked"]
-    health: Literal["Progressing"] | None = None
 
 
 STEP_MODELS: dict[str, type[BaseModel]] = {

@@ -20,7 +20,20 @@ from reconciler.kinds.locations import check_location, separate_credentials
 from reconciler.specs.types import FieldError, RefGlob
 
 REPO_PLACEHOLDER = "{repo}"
-_REPO_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
+# What fills `{repo}`, listed or discovered: safe as a path component and in any URL, never
+# read as an option (no leading '-') nor hidden (no leading '.').
+_REPO_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*\Z")
+
+
+def repo_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a repository name (in `repos`, or found by `repos: ["*"]`), or
+    None when it can."""
+    if not _REPO_NAME.match(name) or name.endswith("."):
+        return (
+            "not a usable repository name (letters, digits, _ . + -; "
+            "not starting with - or ., not ending with .)"
+        )
+    return None
 
 
 class RemoteSpec(BaseModel):
@@ -80,7 +93,7 @@ class MirrorSpec(BaseModel):
                 '"*" stands alone: it already means every repository', repos.index("*")
             )
         for index, name in enumerate(repos):
-            if name != "*" and (not _REPO_NAME.match(name) or name.endswith(".")):
+            if name != "*" and repo_name_problem(name):
                 raise FieldError(f"invalid repository name {name!r}", index)
             if name in repos[:index]:
                 raise FieldError(f"repository {name!r} is listed twice", index)

@@ -36,6 +36,7 @@ class MirrorObserved(BaseModel):
 
     repos: list[RepoObserved] = Field(default_factory=list)
     error: str | None = None
+    left_out: list[str] = Field(default_factory=list)  # found by discovery, names unusable
 
 
 def selected(ref: str, spec: MirrorSpec) -> bool:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 from reconciler.errors import ReconcilerError
 from reconciler.git import ObjectCache, Remote, list_refs
 from reconciler.kinds.base import Context
-from reconciler.kinds.mirror.model import REPO_PLACEHOLDER, MirrorSpec
+from reconciler.kinds.mirror.model import REPO_PLACEHOLDER, MirrorSpec, repo_name_problem
 from reconciler.kinds.mirror.observed import (
     DestinationObserved,
     MirrorObserved,
@@ -22,7 +23,7 @@ def observe_mirror(spec: MirrorSpec, context: Context) -> MirrorObserved:
     """List the refs of every source and destination, then answer ancestry questions
     (fetching into the caches) for the repositories whose branches differ, in parallel."""
     try:
-        repos = repository_names(spec)
+        repos, left_out = repository_names(spec)
     except OSError as error:
         return MirrorObserved(error=context.redact(f"cannot discover repositories: {error}"))
     workers = max(1, context.parallelism)
@@ -36,7 +37,7 @@ def observe_mirror(spec: MirrorSpec, context: Context) -> MirrorObserved:
     if differing:  # fetches are git processes: these run in parallel
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(lambda repo: _ancestry(spec, repo, context), differing))
-    return MirrorObserved(repos=observed)
+    return MirrorObserved(repos=observed, left_out=left_out)
 
 
 def _differing_branches(repo: RepoObserved) -> bool:
@@ -54,24 +55,33 @@ def _ancestry(spec: MirrorSpec, repo: RepoObserved, context: Context) -> None:
         repo.error = _answer_ancestry(repo.refs, repo.destinations, cache)
 
 
-def repository_names(spec: MirrorSpec) -> list[str]:
-    """The repositories a spec covers; `["*"]` lists the bare repositories of the source dir."""
+class Repositories(NamedTuple):
+    """The repositories a spec covers, and the directories discovery found but leaves out."""
+
+    names: list[str]
+    left_out: list[str]
+
+
+def repository_names(spec: MirrorSpec) -> Repositories:
+    """The repositories a spec covers; `["*"]` lists the bare repositories of the source dir,
+    leaving out (and naming) those whose name cannot fill `{repo}` (model.repo_name_problem)."""
     if spec.repos is None:
         name = spec.source.url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
-        return [name.removesuffix(".git") or name]
+        return Repositories([name.removesuffix(".git") or name], [])
     if spec.repos != ["*"]:
-        return list(spec.repos)
+        return Repositories(list(spec.repos), [])
     template = Remote(spec.source.url).local_path
     prefix, suffix = template.name.split(REPO_PLACEHOLDER, 1)
-    names = []
+    found = Repositories([], [])
     for entry in sorted(template.parent.iterdir()):
         name = entry.name
         fits = (
             name.startswith(prefix) and name.endswith(suffix) and len(name) > len(prefix + suffix)
         )
         if fits and ((entry / "HEAD").is_file() or (entry / ".git" / "HEAD").is_file()):
-            names.append(name[len(prefix) : len(name) - len(suffix)])
-    return names
+            repo = name[len(prefix) : len(name) - len(suffix)]
+            (found.left_out if repo_name_problem(repo) else found.names).append(repo)
+    return found
 
 
 def source_cache(spec: MirrorSpec, repo: str, context: Context) -> ObjectCache:

@@ -10,8 +10,9 @@ import re
 from collections import Counter
 
 from reconciler.kinds.base import Action, ResourcePlan, Step
-from reconciler.kinds.mirror.model import REPO_PLACEHOLDER, MirrorSpec
+from reconciler.kinds.mirror.model import REPO_PLACEHOLDER, MirrorSpec, repo_name_problem
 from reconciler.kinds.mirror.observed import DestinationObserved, MirrorObserved, RepoObserved
+from reconciler.kinds.steps import shown
 from reconciler.store import ResourceRecord
 
 APPLYING_OPS = ("init", "create", "fast-forward", "force-update", "delete")
@@ -30,7 +31,11 @@ def plan_mirror(
         note = {"op": "blocked", "unit": spec.source.url, "reason": observed.error}
         return ResourcePlan("blocked", observed.error, notes=(note,))
     actions: list[Action] = []
-    notes: list[Step] = [*_unreadable_sources(observed), *_vanished(spec, observed, last_applied)]
+    notes: list[Step] = [
+        *_unreadable_sources(observed),
+        *_left_out(spec, observed),
+        *_vanished(spec, observed, last_applied),
+    ]
     for repo in observed.repos:
         for destination in repo.destinations:
             steps = plan_destination(spec, repo, destination)
@@ -63,30 +68,46 @@ def _vanished(
     source: reported, never silently dropped (their destinations are kept, not pruned)."""
     if spec.repos != ["*"]:
         return []
-    seen = {repo.repo for repo in observed.repos}
+    seen = {repo.repo for repo in observed.repos} | set(observed.left_out)
     units = last_applied.state if last_applied else {}
     known = {name for unit in units for name in _repos_of(spec, unit)}
     if not seen and not known:  # an empty (or emptied) organisation mirrors nothing at all
         reason = f"no repository found at the source {spec.source.url}"
         return [{"op": "blocked", "unit": spec.source.url, "reason": reason}]
+    notes: list[Step] = []
+    for name in sorted(known - seen):
+        reason = (
+            f"repository {name} is missing at the source (it was mirrored before); "
+            "its destinations are kept as they are"
+        )
+        note: Step = {"op": "blocked", "unit": spec.source.url, "reason": reason}
+        if not repo_name_problem(name):  # else mirrored by an older version: no step names it
+            note |= {"unit": spec.source.remote(name).url, "repo": name}
+        notes.append(note)
+    return notes
+
+
+def _left_out(spec: MirrorSpec, observed: MirrorObserved) -> list[Step]:
+    """Repositories discovery found but will not mirror: a name that cannot fill `{repo}`
+    (never handed to git). Blocked: the spec asks for every repository."""
     return [
         {
             "op": "blocked",
-            "unit": spec.source.remote(name).url,
-            "repo": name,
-            "reason": f"repository {name} is missing at the source (it was mirrored before); "
-            "its destinations are kept as they are",
+            "unit": spec.source.url,
+            "reason": f"{shown(spec.source.remote(name).url, 200)} left out: "
+            f'{repo_name_problem(name)}; rename it, or list the repositories instead of "*"',
         }
-        for name in sorted(known - seen)
+        for name in observed.left_out
     ]
 
 
 def _repos_of(spec: MirrorSpec, unit: str) -> list[str]:
-    """The repository names whose destination URL is `unit` (a unit of an earlier apply)."""
+    """The repository names whose destination URL is `unit` (a unit of an earlier apply):
+    any name, so one that is now left out is still reported when it vanishes."""
     names = []
     for destination in spec.destinations:
         pattern = re.escape(destination.url).replace(
-            re.escape(REPO_PLACEHOLDER), r"(?P<repo>[A-Za-z0-9_][A-Za-z0-9_.-]*)"
+            re.escape(REPO_PLACEHOLDER), r"(?P<repo>[^/]+)"
         )
         match = re.fullmatch(pattern, unit)
         if match:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from reconciler.kinds.mirror.model import _REPO_NAME, MirrorSpec
+from reconciler.kinds.mirror.model import MirrorSpec, repo_name_problem
 from reconciler.kinds.mirror.observed import selected
 from reconciler.kinds.mirror.observing import repository_names
 from reconciler.kinds.steps import RefName, Sha, StepModel, one_of, shown, spec_in
@@ -119,9 +119,10 @@ STEP_MODELS: dict[str, type[BaseModel]] = {
 
 def known_repo(spec: MirrorSpec, repo: str) -> str:
     """`repo` if the spec covers it: a listed name, the one repository, or (discovery) a
-    plain repository name that keeps `{repo}` inside its directory."""
+    name discovery would mirror (model.repo_name_problem)."""
     if spec.repos == ["*"]:
-        if not _REPO_NAME.match(repo) or repo.endswith("."):
-            raise ValueError(f"not a repository name: {shown(repo)}")
+        problem = repo_name_problem(repo)
+        if problem:
+            raise ValueError(f"{shown(repo)}: {problem}")
         return repo
-    return one_of(repo, repository_names(spec), "a repository")
+    return one_of(repo, repository_names(spec).names, "a repository")
