@@ -164,9 +164,13 @@ MIRROR_TAMPERING: dict[str, tuple[Tamper, str]] = {
     "to-number": (_set("to", 1234), "steps[0].to: Input should be a valid string"),
     "ref-dotdot": (_set("ref", "refs/heads/../x"), "steps[0].ref: not a valid ref name"),
     "ref-dash": (_set("ref", "--exec=touch MARKER"), "steps[0].ref: not a valid ref name"),
-    "ref-outside-filters": (_set("ref", "refs/notes/x"), "steps[0].ref: 'refs/notes/x' is not"),
-    "unit-elsewhere": (_set("unit", "/tmp/elsewhere.git"), "steps[0].unit: '/tmp/elsewhere.git'"),
-    "repo-escape": (_set("repo", "../../x"), "steps[0].repo: '../../x' is not a repository"),
+    # Fields of the right shape naming something else: unlike a plan made now.
+    "ref-outside-filters": (
+        _set("ref", "refs/notes/x"),
+        "steps[0].ref is 'refs/notes/x', a plan made now says 'refs/heads/main'",
+    ),
+    "unit-elsewhere": (_set("unit", "/tmp/elsewhere.git"), "steps[0].unit is '/tmp/elsewhere.git'"),
+    "repo-escape": (_set("repo", "../../x"), "steps[0].repo is '../../x', a plan made now says"),
     "unknown-op": (_set("op", "exec"), "steps[0].op: unknown op 'exec' for a Mirror"),
     "unknown-field": (_set("run", ["touch", "MARKER"]), "steps[0].run: Extra inputs"),
     "no-reason": (lambda step, _: step.pop("reason"), "steps[0].reason: Field required"),
@@ -211,15 +215,22 @@ def test_a_tampered_change_is_refused(ws: Workspace, mirrored: WorkRepo) -> None
     plan = saved_plan(ws)
     forgotten = dict(change_of(plan, "Mirror/core"), action="delete")
     plan["changes"] = [forgotten]
-    assert "changes[0] ('Mirror/core'): action: delete is only" in apply_tampered(ws, plan)
+    stderr = apply_tampered(ws, plan)
+    assert "changes[0] ('Mirror/core'): action is 'delete', a plan made now says 'update'" in stderr
 
     plan = saved_plan(ws)
     change_of(plan, "Mirror/core")["action"] = "noop"  # would skip the observation check
-    assert "steps[0].op: a noop change applies none" in apply_tampered(ws, plan)
+    assert "action is 'noop', a plan made now says 'update'" in apply_tampered(ws, plan)
 
     plan = saved_plan(ws)
     change_of(plan, "Mirror/core").update(address="Mirror/other", name="other")
-    assert "('Mirror/other'): address: no such resource" in apply_tampered(ws, plan)
+    stderr = apply_tampered(ws, plan)
+    assert "changes[0] ('Mirror/other'): a plan made now has no change of it" in stderr
+    assert "'Mirror/core': missing from the saved plan, a plan made now has it" in stderr
+
+    plan = saved_plan(ws)
+    plan["changes"] = []  # a change left out is refused too
+    assert "'Mirror/core': missing from the saved plan" in apply_tampered(ws, plan)
 
     plan = saved_plan(ws)
     plan["changes"][0]["steps"][0] = "rm -rf /"
@@ -232,8 +243,8 @@ ENV_TAMPERING: dict[str, tuple[Tamper, str]] = {
     "release-escape": (_set("release", "../../etc"), "release name '../../etc' is not"),
     "release-other-sha": (_set("release", "9-0000000"), "release name '9-0000000' is not"),
     "sha-option": (_set("sha", "--upload-pack=touch MARKER"), ".sha: not a commit sha"),
-    "unit-elsewhere": (_set("unit", "/tmp/elsewhere"), ".unit: '/tmp/elsewhere' is not"),
-    "ref-other": (_set("ref", "main"), ".ref: 'main' is not the ref of the spec"),
+    "unit-elsewhere": (_set("unit", "/tmp/elsewhere"), ".unit is '/tmp/elsewhere', a plan made"),
+    "ref-other": (_set("ref", "main"), ".ref is 'main', a plan made now says 'v1'"),
     "slot-other": (_set("slot", "../x"), ".slot: Input should be 'blue' or 'green'"),
 }
 
@@ -260,7 +271,7 @@ TAXONOMY_TAMPERING: dict[str, tuple[Tamper, str]] = {
     "from-option": (_set("from", "--upload-pack=touch MARKER"), "steps[0].from: not a commit"),
     "unit-path-escape": (
         lambda step, _: step.update(unit=step["unit"].replace(":taxonomy/", ":../../")),
-        "steps[0].unit: ",
+        "steps[0].unit is ",
     ),
     "digest-word": (_set("digest", "whatever"), "steps[0].digest: not a sha256 digest"),
     "base-string": (_set("base", "1"), "steps[0].base: Input should be a valid integer"),
@@ -340,13 +351,11 @@ def test_honest_saved_plans_of_every_kind_apply_and_the_next_plan_is_empty(
     blocked = ws.run("apply", "plan.json")
     assert blocked.code == 1 and "blocked Environment/staging" in blocked.stdout, blocked.output
     assert "refused" not in blocked.output
-    # The note the engine writes for a resource it could not observe has no unit.
+    # The note the engine writes for a resource it could not observe (no unit) has a valid
+    # shape, but it is not what a plan made now says.
     plan = saved_plan(ws)
     change_of(plan, "Environment/staging")["steps"] = [{"op": "blocked", "reason": "cannot"}]
-    (ws.root / "plan.json").write_text(json.dumps(plan))
-    unobserved = ws.run("apply", "plan.json")
-    assert unobserved.code == 1 and "blocked Environment/staging: cannot" in unobserved.stdout
-    assert "refused" not in unobserved.output and "stale" not in unobserved.output
+    assert "steps[0].unit is absent, a plan made now says" in apply_tampered(ws, plan)
 
 
 def test_the_plan_summary_counts_a_resource_with_a_blocked_ref_as_blocked(
