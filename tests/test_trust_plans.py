@@ -489,9 +489,11 @@ def test_an_environment_step_naming_another_commit_of_the_source_is_refused(
     assert not list(ws.root.rglob("hooked"))
 
 
-def filtered_mirror(ws: Workspace, prune: bool = True) -> dict[str, str]:
-    """source.git (main, dev, tag v1) mirrored once with only `main` selected; its refs."""
+def filtered_mirror(ws: Workspace, only_main: bool = True, prune: bool = True) -> dict[str, str]:
+    """source.git (main, dev, tag v1) mirrored once (`only_main`: with only `main`
+    selected); the source's refs."""
     refs = seed_bare(ws.root / "source.git", branches=("main", "dev"), tags=("v1",))
+    filters = "[main]" if only_main else '["*"]'
     ws.write_spec(
         "mirror.yaml",
         f"""
@@ -501,13 +503,12 @@ def filtered_mirror(ws: Workspace, prune: bool = True) -> dict[str, str]:
         spec:
           source: {{url: ../source.git}}
           destinations: [{{url: ../dest.git}}]
-          branches: [main]
-          tags: []
+          branches: {filters}
+          tags: {"[]" if only_main else '["*"]'}
           prune: {str(prune).lower()}
         """,
     )
     assert ws.run("apply", "--yes").code == 0
-    assert set(refs_of(ws.root / "dest.git")) == {"refs/heads/main"}
     return refs
 
 
@@ -516,6 +517,7 @@ def test_a_mirror_step_pushing_a_commit_from_outside_the_filters_is_refused(
     ws: Workspace, op: str
 ) -> None:
     refs = filtered_mirror(ws)
+    assert set(refs_of(ws.root / "dest.git")) == {"refs/heads/main"}
     outside = refs["refs/heads/dev"]  # a commit of the source the filters leave out
     if op == "create":
         (ws.root / "dest.git").rename(ws.root / "dest.old")  # plan: init, create main
@@ -540,14 +542,14 @@ def test_a_mirror_step_pushing_a_commit_from_outside_the_filters_is_refused(
 
 
 def test_a_delete_added_to_a_mirror_without_prune_is_refused(ws: Workspace) -> None:
-    filtered_mirror(ws, prune=False)
+    filtered_mirror(ws, only_main=False, prune=False)  # every branch and tag
     first = saved_plan(ws)  # nothing to do: a noop of the resource
     assert change_of(first, "Mirror/core")["action"] == "noop"
     work = WorkRepo.create(ws.root / "work", ws.root / "dest.git")
     backup = work.commit("backup kept downstream")
     work.push(ws.root / "dest.git", "HEAD:refs/heads/backup")
-    filtered = ws.run("plan", "--json")  # outside the filters, and prune is off: kept
-    assert json.loads(filtered.stdout)["changes"][0]["action"] == "noop", filtered.output
+    kept = ws.run("plan", "--json")  # the source lacks it, and prune is off: kept
+    assert json.loads(kept.stdout)["changes"][0]["action"] == "noop", kept.output
     plan = saved_plan(ws)
     change = change_of(plan, "Mirror/core")
     change["action"] = "update"
