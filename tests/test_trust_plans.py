@@ -164,9 +164,13 @@ MIRROR_TAMPERING: dict[str, tuple[Tamper, str]] = {
     "to-number": (_set("to", 1234), "steps[0].to: Input should be a valid string"),
     "ref-dotdot": (_set("ref", "refs/heads/../x"), "steps[0].ref: not a valid ref name"),
     "ref-dash": (_set("ref", "--exec=touch MARKER"), "steps[0].ref: not a valid ref name"),
-    "ref-outside-filters": (_set("ref", "refs/notes/x"), "steps[0].ref: 'refs/notes/x' is not"),
-    "unit-elsewhere": (_set("unit", "/tmp/elsewhere.git"), "steps[0].unit: '/tmp/elsewhere.git'"),
-    "repo-escape": (_set("repo", "../../x"), "steps[0].repo: '../../x' is not a repository"),
+    # Fields of the right shape naming something else: unlike a plan made now.
+    "ref-outside-filters": (
+        _set("ref", "refs/notes/x"),
+        "steps[0].ref is 'refs/notes/x', a plan made now says 'refs/heads/main'",
+    ),
+    "unit-elsewhere": (_set("unit", "/tmp/elsewhere.git"), "steps[0].unit is '/tmp/elsewhere.git'"),
+    "repo-escape": (_set("repo", "../../x"), "steps[0].repo is '../../x', a plan made now says"),
     "unknown-op": (_set("op", "exec"), "steps[0].op: unknown op 'exec' for a Mirror"),
     "unknown-field": (_set("run", ["touch", "MARKER"]), "steps[0].run: Extra inputs"),
     "no-reason": (lambda step, _: step.pop("reason"), "steps[0].reason: Field required"),
@@ -211,15 +215,22 @@ def test_a_tampered_change_is_refused(ws: Workspace, mirrored: WorkRepo) -> None
     plan = saved_plan(ws)
     forgotten = dict(change_of(plan, "Mirror/core"), action="delete")
     plan["changes"] = [forgotten]
-    assert "changes[0] ('Mirror/core'): action: delete is only" in apply_tampered(ws, plan)
+    stderr = apply_tampered(ws, plan)
+    assert "changes[0] ('Mirror/core'): action is 'delete', a plan made now says 'update'" in stderr
 
     plan = saved_plan(ws)
     change_of(plan, "Mirror/core")["action"] = "noop"  # would skip the observation check
-    assert "steps[0].op: a noop change applies none" in apply_tampered(ws, plan)
+    assert "action is 'noop', a plan made now says 'update'" in apply_tampered(ws, plan)
 
     plan = saved_plan(ws)
     change_of(plan, "Mirror/core").update(address="Mirror/other", name="other")
-    assert "('Mirror/other'): address: no such resource" in apply_tampered(ws, plan)
+    stderr = apply_tampered(ws, plan)
+    assert "changes[0] ('Mirror/other'): a plan made now has no change of it" in stderr
+    assert "'Mirror/core': missing from the saved plan, a plan made now has it" in stderr
+
+    plan = saved_plan(ws)
+    plan["changes"] = []  # a change left out is refused too
+    assert "'Mirror/core': missing from the saved plan" in apply_tampered(ws, plan)
 
     plan = saved_plan(ws)
     plan["changes"][0]["steps"][0] = "rm -rf /"
@@ -232,8 +243,8 @@ ENV_TAMPERING: dict[str, tuple[Tamper, str]] = {
     "release-escape": (_set("release", "../../etc"), "release name '../../etc' is not"),
     "release-other-sha": (_set("release", "9-0000000"), "release name '9-0000000' is not"),
     "sha-option": (_set("sha", "--upload-pack=touch MARKER"), ".sha: not a commit sha"),
-    "unit-elsewhere": (_set("unit", "/tmp/elsewhere"), ".unit: '/tmp/elsewhere' is not"),
-    "ref-other": (_set("ref", "main"), ".ref: 'main' is not the ref of the spec"),
+    "unit-elsewhere": (_set("unit", "/tmp/elsewhere"), ".unit is '/tmp/elsewhere', a plan made"),
+    "ref-other": (_set("ref", "main"), ".ref is 'main', a plan made now says 'v1'"),
     "slot-other": (_set("slot", "../x"), ".slot: Input should be 'blue' or 'green'"),
 }
 
@@ -260,7 +271,7 @@ TAXONOMY_TAMPERING: dict[str, tuple[Tamper, str]] = {
     "from-option": (_set("from", "--upload-pack=touch MARKER"), "steps[0].from: not a commit"),
     "unit-path-escape": (
         lambda step, _: step.update(unit=step["unit"].replace(":taxonomy/", ":../../")),
-        "steps[0].unit: ",
+        "steps[0].unit is ",
     ),
     "digest-word": (_set("digest", "whatever"), "steps[0].digest: not a sha256 digest"),
     "base-string": (_set("base", "1"), "steps[0].base: Input should be a valid integer"),
@@ -340,13 +351,11 @@ def test_honest_saved_plans_of_every_kind_apply_and_the_next_plan_is_empty(
     blocked = ws.run("apply", "plan.json")
     assert blocked.code == 1 and "blocked Environment/staging" in blocked.stdout, blocked.output
     assert "refused" not in blocked.output
-    # The note the engine writes for a resource it could not observe has no unit.
+    # The note the engine writes for a resource it could not observe (no unit) has a valid
+    # shape, but it is not what a plan made now says.
     plan = saved_plan(ws)
     change_of(plan, "Environment/staging")["steps"] = [{"op": "blocked", "reason": "cannot"}]
-    (ws.root / "plan.json").write_text(json.dumps(plan))
-    unobserved = ws.run("apply", "plan.json")
-    assert unobserved.code == 1 and "blocked Environment/staging: cannot" in unobserved.stdout
-    assert "refused" not in unobserved.output and "stale" not in unobserved.output
+    assert "steps[0].unit is absent, a plan made now says" in apply_tampered(ws, plan)
 
 
 def test_the_plan_summary_counts_a_resource_with_a_blocked_ref_as_blocked(
@@ -446,4 +455,228 @@ def test_every_step_the_mirror_planner_writes_fits_its_model(
     )
     planned = plan_mirror(spec, MirrorObserved(repos=[repo]), None)
     for step in planned.steps:
-        STEP_MODELS[step["op"]].model_validate(step, strict=True, context={"spec": spec})
+        STEP_MODELS[step["op"]].model_validate(step, strict=True)
+
+
+# -- steps of the right shape, taken from another world: only a plan made now is applied --
+
+
+def unlike_a_plan_made_now(ws: Workspace, plan: dict[str, Any], field: str, saved: str) -> str:
+    """Apply the edited plan: refused naming the change and `field`, nothing applied."""
+    stderr = apply_tampered(ws, plan)
+    assert f"{field} is {saved}, a plan made now says " in stderr, stderr
+    assert "the saved plan was edited, or the world changed" in stderr, stderr
+    return stderr
+
+
+def test_an_environment_step_naming_another_commit_of_the_source_is_refused(
+    ws: Workspace,
+) -> None:
+    # Every field fits its model: a real commit, its own release name, the spec's ref.
+    app = app_repo(ws)
+    other = app.commit("not what v1 names", {"VERSION": "other\n"})
+    env_spec(ws)
+    assert ws.run("plan").code == 0  # creates the store, as a first apply would
+    plan = saved_plan(ws)
+    steps = change_of(plan, "Environment/staging")["steps"]
+    assert {s["sha"] for s in steps} == {app.rev("v1")}
+    for step in steps:
+        step.update(sha=other, release=f"1-{other[:7]}")
+    stderr = unlike_a_plan_made_now(ws, plan, "steps[0].release", f"'1-{other[:7]}'")
+    assert f"a plan made now says '1-{app.rev('v1')[:7]}'" in stderr
+    assert "changes[0] ('Environment/staging'): steps[0].release" in stderr
+    assert not (ws.root / "deploy").exists()  # no release, no hook, no current
+    assert not list(ws.root.rglob("hooked"))
+
+
+def filtered_mirror(ws: Workspace, only_main: bool = True, prune: bool = True) -> dict[str, str]:
+    """source.git (main, dev, tag v1) mirrored once (`only_main`: with only `main`
+    selected); the source's refs."""
+    refs = seed_bare(ws.root / "source.git", branches=("main", "dev"), tags=("v1",))
+    filters = "[main]" if only_main else '["*"]'
+    ws.write_spec(
+        "mirror.yaml",
+        f"""
+        apiVersion: reconciler/v1
+        kind: Mirror
+        metadata: {{name: core}}
+        spec:
+          source: {{url: ../source.git}}
+          destinations: [{{url: ../dest.git}}]
+          branches: {filters}
+          tags: {"[]" if only_main else '["*"]'}
+          prune: {str(prune).lower()}
+        """,
+    )
+    assert ws.run("apply", "--yes").code == 0
+    return refs
+
+
+@pytest.mark.parametrize("op", ["create", "fast-forward"])
+def test_a_mirror_step_pushing_a_commit_from_outside_the_filters_is_refused(
+    ws: Workspace, op: str
+) -> None:
+    refs = filtered_mirror(ws)
+    assert set(refs_of(ws.root / "dest.git")) == {"refs/heads/main"}
+    outside = refs["refs/heads/dev"]  # a commit of the source the filters leave out
+    if op == "create":
+        (ws.root / "dest.git").rename(ws.root / "dest.old")  # plan: init, create main
+    else:
+        work = WorkRepo.create(ws.root / "work", ws.root / "source.git")
+        work.commit("two")
+        work.push(ws.root / "source.git", "main:main")
+    before = refs_of(ws.root / "dest.git") if op != "create" else None
+    plan = saved_plan(ws)
+    steps = change_of(plan, "Mirror/core")["steps"]
+    number = next(i for i, s in enumerate(steps) if s["op"] == op)
+    assert steps[number]["ref"] == "refs/heads/main"
+    wanted = steps[number]["to"]
+    steps[number]["to"] = outside
+    stderr = unlike_a_plan_made_now(ws, plan, f"steps[{number}].to", f"'{outside}'")
+    assert f"changes[0] ('Mirror/core'): steps[{number}].to" in stderr
+    assert f"a plan made now says '{wanted}'" in stderr
+    if op == "create":
+        assert not (ws.root / "dest.git").exists()
+    else:
+        assert refs_of(ws.root / "dest.git") == before
+
+
+def test_a_delete_added_to_a_mirror_without_prune_is_refused(ws: Workspace) -> None:
+    filtered_mirror(ws, only_main=False, prune=False)  # every branch and tag
+    first = saved_plan(ws)  # nothing to do: a noop of the resource
+    assert change_of(first, "Mirror/core")["action"] == "noop"
+    work = WorkRepo.create(ws.root / "work", ws.root / "dest.git")
+    backup = work.commit("backup kept downstream")
+    work.push(ws.root / "dest.git", "HEAD:refs/heads/backup")
+    kept = ws.run("plan", "--json")  # the source lacks it, and prune is off: kept
+    assert json.loads(kept.stdout)["changes"][0]["action"] == "noop", kept.output
+    plan = saved_plan(ws)
+    change = change_of(plan, "Mirror/core")
+    change["action"] = "update"
+    change["steps"] = [
+        {
+            "op": "delete",
+            "repo": "source",
+            "unit": str((ws.root / "dest.git").resolve()),
+            "ref": "refs/heads/backup",
+            "from": backup,
+            "reason": "gone from the source",
+        }
+    ]
+    before = refs_of(ws.root / "dest.git")
+    unlike_a_plan_made_now(ws, plan, "changes[0] ('Mirror/core'): action", "'update'")
+    assert refs_of(ws.root / "dest.git") == before
+    assert refs_of(ws.root / "dest.git")["refs/heads/backup"] == backup
+
+
+def test_a_blocked_ref_turned_into_a_force_update_is_refused(
+    ws: Workspace, mirrored: WorkRepo
+) -> None:
+    other = WorkRepo.create(ws.root / "other", ws.root / "dest.git")
+    other.git("checkout", "-q", "-B", "dev", "origin/dev")
+    downstream = other.commit("downstream only", {"local.txt": "x\n"})
+    other.push(ws.root / "dest.git", "dev:dev", force=True)  # diverged under fail: blocked
+    plan = saved_plan(ws)
+    change = change_of(plan, "Mirror/core")
+    blocked = next(s for s in change["steps"] if s["op"] == "blocked")
+    assert blocked["ref"] == "refs/heads/dev"
+    blocked["op"] = "force-update"
+    before = refs_of(ws.root / "dest.git")
+    # main advanced too (an update): the op of the step is what differs
+    number = change["steps"].index(blocked)
+    unlike_a_plan_made_now(ws, plan, f"steps[{number}].op", "'force-update'")
+    assert refs_of(ws.root / "dest.git") == before
+    assert before["refs/heads/dev"] == downstream
+
+
+def test_steps_of_an_earlier_plan_do_not_redeploy_a_failed_commit(ws: Workspace) -> None:
+    app_repo(ws)
+    builds = ws.root / "builds.txt"
+    build = f'["{PY}", "-c", "open({str(builds)!r}, \'a\').write(\'built\\\\n\')"]'
+    ws.write_spec(
+        "env.yaml",
+        f"""
+        apiVersion: reconciler/v1
+        kind: Environment
+        metadata: {{name: staging}}
+        spec:
+          source: {{repo: ../app, ref: v1}}
+          target: {{path: ../deploy/staging}}
+          build: [{{run: {build}}}]
+          verify: [{{run: ["{PY}", "-c", "raise SystemExit(1)"]}}]
+        """,
+    )
+    assert ws.run("plan").code == 0
+    honest = saved_plan(ws)
+    failed = ws.run("apply", "plan.json")
+    assert failed.code == 1, failed.output
+    assert builds.read_text() == "built\n"
+    plan = saved_plan(ws)  # the commit failed verify: blocked
+    change = change_of(plan, "Environment/staging")
+    assert change["action"] == "blocked", change
+    pasted = change_of(honest, "Environment/staging")
+    releases = sorted(p.name for p in (ws.root / "deploy" / "staging" / "releases").iterdir())
+    for step in pasted["steps"]:
+        step["release"] = step["release"].replace("1-", "2-", 1)
+    change.update(action=pasted["action"], reason=pasted["reason"], steps=pasted["steps"])
+    stderr = unlike_a_plan_made_now(ws, plan, "action", "'create'")
+    assert "a plan made now says 'blocked'" in stderr
+    assert builds.read_text() == "built\n"  # not built again
+    assert sorted(p.name for p in (ws.root / "deploy" / "staging" / "releases").iterdir()) == (
+        releases
+    )
+
+
+def test_honest_saved_plans_apply_while_waiting_or_blocked(ws: Workspace) -> None:
+    # An environment waiting on `requires`, in the same saved plan as the one it waits for.
+    app = app_repo(ws)
+    for name, extra in (("staging", ""), ("production", "requires: [staging]")):
+        ws.write_spec(
+            f"{name}.yaml",
+            f"""
+            apiVersion: reconciler/v1
+            kind: Environment
+            metadata: {{name: {name}}}
+            spec:
+              source: {{repo: ../app, ref: main}}
+              target: {{path: ../deploy/{name}}}
+              {extra}
+            """,
+        )
+    assert ws.run("apply", "--yes").code == 0
+    app.commit("v2", {"VERSION": "v2\n"})
+    plan = saved_plan(ws)
+    assert change_of(plan, "Environment/production")["action"] == "blocked"
+    first = ws.run("apply", "plan.json")  # staging deploys; production waited when planned
+    assert first.code == 1 and "refused" not in first.output, first.output
+    assert "requires staging on main" in first.output, first.output
+    plan = saved_plan(ws)
+    assert change_of(plan, "Environment/production")["action"] == "update"
+    second = ws.run("apply", "plan.json")
+    assert second.code == 0, second.output
+    assert ws.run("plan", "--detailed-exitcode").code == 0
+
+    # A mirror whose diverged ref is blocked under fail while another ref moves.
+    seed_bare(ws.root / "source.git", branches=("main", "dev"))
+    mirror_spec(ws)
+    assert ws.run("apply", "--yes").code == 0
+    other = WorkRepo.create(ws.root / "other", ws.root / "dest.git")
+    other.git("checkout", "-q", "-B", "dev", "origin/dev")
+    other.commit("downstream only", {"local.txt": "x\n"})
+    other.push(ws.root / "dest.git", "dev:dev", force=True)
+    work = WorkRepo.create(ws.root / "work", ws.root / "source.git")
+    work.commit("two")
+    work.push(ws.root / "source.git", "main:main")
+    plan = saved_plan(ws)
+    assert [s["op"] for s in change_of(plan, "Mirror/core")["steps"]] == [
+        "fast-forward",
+        "blocked",
+    ]
+    applied = ws.run("apply", "plan.json")
+    assert applied.code == 1 and "refused" not in applied.output, applied.output
+    assert "1 actions done, 0 failed, 1 blocked." in applied.stdout, applied.stdout
+    assert refs_of(ws.root / "dest.git")["refs/heads/main"] == work.rev("main")
+    again = saved_plan(ws)  # only the blocked ref is left, and it stays blocked
+    assert [s["op"] for s in change_of(again, "Mirror/core")["steps"]] == ["blocked"]
+    blocked = ws.run("apply", "plan.json")
+    assert blocked.code == 1 and "refused" not in blocked.output, blocked.output

@@ -174,9 +174,9 @@ def apply(
         specs = load(workspace)
         if planfile is None:
             return make_plan(workspace, specs, list(targets)), specs
-        saved = load_plan(planfile, workspace.registry, specs.by_address())
-        check_current(workspace, saved, specs)
-        return saved, specs
+        # Only a plan made now is applied, and only if the saved one equals it.
+        saved = load_plan(planfile, workspace.registry)
+        return check_current(workspace, saved, specs), specs
 
     def confirm(result: Plan) -> bool:
         render.plan_text(stdout, result)

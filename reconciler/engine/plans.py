@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.engine.plancheck import (
-    ChangeFile,
-    PlanFile,
-    change_file,
-    change_problems,
-    described,
-)
+from reconciler.engine.plancheck import PlanFile, described, plan_problems
 from reconciler.errors import StalePlan
-from reconciler.kinds.base import INFORMATIVE_OPS, Action, ChangeAction, KindHealth, Step
+from reconciler.kinds.base import Action, ChangeAction, KindHealth, Step
 from reconciler.kinds.registry import Registry
-from reconciler.specs import Resource
 
 FORMAT_VERSION = 1
 ACTIONS: tuple[ChangeAction, ...] = ("create", "update", "delete", "noop", "blocked")
@@ -105,53 +97,23 @@ class Plan:
         path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def load_plan(path: Path, registry: Registry, resources: Mapping[str, Resource]) -> Plan:
-    """Read a saved plan, every field of every step checked (engine/plancheck.py) before
-    any is used; the actions are regrouped from the steps by their `unit`."""
+def load_plan(path: Path, registry: Registry) -> PlanFile:
+    """Read a saved plan, every field of every step checked (engine/plancheck.py). It is
+    only ever compared with a plan made now (engine/staleness.py), never applied as read."""
     try:
         data = json.loads(path.read_text())
         if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
             version = data.get("format_version") if isinstance(data, dict) else None
             raise StalePlan(f"{path}: plan format {version} is not supported")
         saved = PlanFile.model_validate(data)
-        changes = [change_file(i, c) for i, c in enumerate(saved.changes)]
     except (OSError, ValueError, RecursionError) as error:  # ValidationError: a ValueError
         raise StalePlan(
             f"{path}: refused, nothing was applied: not a readable saved plan: {described(error)}"
         ) from None
-    problems = [
-        p for i, c in enumerate(changes) for p in change_problems(i, c, registry, resources)
-    ]
+    problems = plan_problems(saved, registry)
     if problems:
         raise StalePlan(
             f"{path}: refused, nothing was applied: the saved plan was edited or is damaged:\n  "
             + "\n  ".join(problems)
         )
-    return Plan(
-        source=saved.specs.source,
-        commit=saved.specs.commit,
-        digest=saved.specs.digest,
-        state_serial=saved.state_serial,
-        changes=tuple(_change(c, saved.observed.get(c.address)) for c in changes),
-        targets=tuple(saved.targets),
-    )
-
-
-def _change(data: ChangeFile, fingerprint: str | None) -> Change:
-    actions: dict[str, list[Step]] = {}
-    notes: list[Step] = []
-    for step in data.steps:
-        if step["op"] in INFORMATIVE_OPS:
-            notes.append(step)
-        else:
-            actions.setdefault(str(step.get("unit", "")), []).append(step)
-    return Change(
-        address=data.address,
-        kind=data.kind,
-        name=data.name,
-        action=data.action,
-        reason=data.reason,
-        actions=tuple(Action(unit, tuple(steps)) for unit, steps in actions.items()),
-        notes=tuple(notes),
-        fingerprint=fingerprint,
-    )
+    return saved

@@ -108,7 +108,7 @@ class Controller(Protocol):
     spec_model: ClassVar[type[BaseModel]]
     observed_model: ClassVar[type[BaseModel]]
     # op -> the model of that step (kinds/steps.py): a saved plan read back from a file is
-    # checked against it, with the resource's spec as validation context, before any use.
+    # checked against it before it is compared with a plan made now.
     step_models: ClassVar[Mapping[str, type[BaseModel]]]
 
     def references(self, resource: Resource) -> dict[str, str]:

@@ -1,18 +1,19 @@
 """The shape of plan steps: field types and checks the kinds' step models share.
 
-A saved plan is data read back from a file anyone may have edited: before a step's values
-reach git, a path or a store, its kind's model (one per op, `Controller.step_models`)
-checks every field. Models are strict (a number is not a string), refuse unknown fields,
-and get the resource's validated spec as validation context, so a step may only name
-what the spec names (a destination, a target, a directory).
+A saved plan is data read back from a file anyone may have edited: its kind's model (one
+per op, `Controller.step_models`) checks the shape of every field before the plan is
+compared with a plan made now (engine/staleness.py), so garbage is refused with the field
+named before anything is observed. Models are strict (a number is not a string) and refuse
+unknown fields. What a step may name (a destination, a target, a directory) is settled by
+that comparison: only the plan made now is applied.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 _SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})\Z")  # sha1, or sha256 repositories
 _DIGEST = re.compile(r"^[0-9a-f]{64}\Z")
@@ -90,19 +91,3 @@ class StepModel(BaseModel):
 
     op: str
     reason: Text
-
-
-def spec_in(info: ValidationInfo) -> Any:
-    """The validated spec of the resource a step belongs to (the validation context)."""
-    context = info.context if isinstance(info.context, dict) else {}
-    if "spec" not in context:
-        raise ValueError("cannot be checked without the resource's spec")
-    return context["spec"]
-
-
-def one_of(value: str, known: list[str], what: str) -> str:
-    """`value` if it is one of `known`; else the error names what was expected."""
-    if value not in known:
-        listed = ", ".join(shown(k) for k in known) or "none"
-        raise ValueError(f"{shown(value)} is not {what} of the spec (known: {listed})")
-    return value

@@ -1,6 +1,6 @@
 """The shape of every step an Environment plan holds (planning.py writes them, the deploy
 reads the release and sha of the first): checked field by field when a saved plan is read
-back, before anything runs."""
+back, before it is compared with a plan made now (which alone is applied)."""
 
 from __future__ import annotations
 
@@ -8,21 +8,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from reconciler.kinds.environment.model import EnvironmentSpec
 from reconciler.kinds.environment.releases import check_release_name
-from reconciler.kinds.steps import Sha, StepModel, one_of, spec_in
+from reconciler.kinds.steps import Sha, StepModel
 
 Slot = Literal["blue", "green"]  # releases.SLOTS
 
 
 class _Unit(StepModel):
-    unit: str  # the target directory: only the spec's
-
-    @field_validator("unit")
-    @classmethod
-    def _unit(cls, unit: str, info: ValidationInfo) -> str:
-        spec: EnvironmentSpec = spec_in(info)
-        return one_of(unit, [spec.target.path], "the target directory")
+    unit: str  # the target directory
 
 
 class _Step(_Unit):
@@ -31,12 +24,6 @@ class _Step(_Unit):
     ref: str
     sha: Sha
     release: str  # after sha: the name must carry its short sha
-
-    @field_validator("ref")
-    @classmethod
-    def _ref(cls, ref: str, info: ValidationInfo) -> str:
-        spec: EnvironmentSpec = spec_in(info)
-        return one_of(ref, [spec.source.ref], "the ref")
 
     @field_validator("release")
     @classmethod

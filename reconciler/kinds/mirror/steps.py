@@ -1,16 +1,14 @@
 """The shape of every step a Mirror plan holds (planning.py writes them, applying.py reads
-them): checked field by field when a saved plan is read back, before anything runs."""
+them): checked field by field when a saved plan is read back, before it is compared with a
+plan made now (which alone is applied)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field
 
-from reconciler.kinds.mirror.model import MirrorSpec, repo_name_problem
-from reconciler.kinds.mirror.observed import selected
-from reconciler.kinds.mirror.observing import repository_names
-from reconciler.kinds.steps import RefName, Sha, StepModel, one_of, shown, spec_in
+from reconciler.kinds.steps import RefName, Sha, StepModel
 
 
 class _Step(StepModel):
@@ -19,30 +17,9 @@ class _Step(StepModel):
     repo: str
     unit: str
 
-    @field_validator("repo")
-    @classmethod
-    def _repo(cls, repo: str, info: ValidationInfo) -> str:
-        return known_repo(spec_in(info), repo)
-
-    @field_validator("unit")
-    @classmethod
-    def _unit(cls, unit: str, info: ValidationInfo) -> str:
-        spec: MirrorSpec = spec_in(info)
-        repo = info.data.get("repo")
-        if repo is None:  # its own error is reported
-            return unit
-        return one_of(unit, [d.remote(repo).url for d in spec.destinations], "a destination")
-
 
 class _RefStep(_Step):
     ref: RefName
-
-    @field_validator("ref")
-    @classmethod
-    def _filtered(cls, ref: str, info: ValidationInfo) -> str:
-        if not selected(ref, spec_in(info)):
-            raise ValueError(f"{shown(ref)} is not a branch or tag inside the spec's filters")
-        return ref
 
 
 class InitStep(_Step):
@@ -50,13 +27,6 @@ class InitStep(_Step):
 
     op: Literal["init"]
     head: RefName
-
-    @field_validator("head")
-    @classmethod
-    def _branch(cls, head: str) -> str:
-        if not head.startswith("refs/heads/"):
-            raise ValueError(f"{shown(head)} is not a branch (refs/heads/...)")
-        return head
 
 
 class CreateStep(_RefStep):
@@ -85,25 +55,11 @@ class BlockedStep(StepModel):
     """Why a source, a destination or a ref is left alone (never applied)."""
 
     op: Literal["blocked"]
-    repo: str | None = None  # before unit: the unit is checked against it
+    repo: str | None = None
     unit: str
     ref: RefName | None = None
     from_: Sha | None = Field(default=None, alias="from")
     to: Sha | None = None
-
-    @field_validator("repo")
-    @classmethod
-    def _repo(cls, repo: str | None, info: ValidationInfo) -> str | None:
-        return None if repo is None else known_repo(spec_in(info), repo)
-
-    @field_validator("unit")
-    @classmethod
-    def _unit(cls, unit: str, info: ValidationInfo) -> str:
-        spec: MirrorSpec = spec_in(info)
-        repo = info.data.get("repo")
-        remotes = [spec.source, *spec.destinations]
-        urls = [r.url for r in remotes] if repo is None else [r.remote(repo).url for r in remotes]
-        return one_of(unit, urls, "the source or a destination")
 
 
 STEP_MODELS: dict[str, type[BaseModel]] = {
@@ -115,14 +71,3 @@ STEP_MODELS: dict[str, type[BaseModel]] = {
     "delete": DeleteStep,
     "blocked": BlockedStep,
 }
-
-
-def known_repo(spec: MirrorSpec, repo: str) -> str:
-    """`repo` if the spec covers it: a listed name, the one repository, or (discovery) a
-    name discovery would mirror (model.repo_name_problem)."""
-    if spec.repos == ["*"]:
-        problem = repo_name_problem(repo)
-        if problem:
-            raise ValueError(f"{shown(repo)}: {problem}")
-        return repo
-    return one_of(repo, repository_names(spec).names, "a repository")

@@ -1,25 +1,19 @@
 """The shape of every step a Taxonomy plan holds (planning.py writes them; apply reads the
 first step of a target: the tip and base to merge from, the digest the file must have):
-checked field by field when a saved plan is read back, before anything runs."""
+checked field by field when a saved plan is read back, before it is compared with a plan
+made now (which alone is applied)."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field
 
-from reconciler.kinds.steps import Digest, Sha, StepModel, Text, one_of, spec_in
-from reconciler.kinds.taxonomy.model import TaxonomySpec
+from reconciler.kinds.steps import Digest, Sha, StepModel, Text
 
 
 class _Step(StepModel):
-    unit: str  # REPO@BRANCH:PATH of a target: only the spec's
-
-    @field_validator("unit")
-    @classmethod
-    def _unit(cls, unit: str, info: ValidationInfo) -> str:
-        spec: TaxonomySpec = spec_in(info)
-        return one_of(unit, [t.unit for t in spec.targets], "a target")
+    unit: str  # REPO@BRANCH:PATH of a target
 
 
 class AdoptStep(_Step):
