@@ -27,7 +27,7 @@ from reconciler.specs.envelope import Envelope, Resource, SpecSet
 from reconciler.specs.interpolation import (
     InterpolationError,
     interpolate,
-    only_variables,
+    single_variable,
     variable_names,
 )
 from reconciler.specs.types import FieldError
@@ -238,7 +238,7 @@ def _load_document(
                         display,
                         line_of(document, loc, line),
                         "a credential is read from the environment: write it as ${VAR} "
-                        "(no default, no other text)",
+                        "(no default, no other text, one variable)",
                         address,
                         field_path(loc),
                     )
@@ -465,7 +465,7 @@ def _interpolate_tree(
             )
             continue
         if isinstance(value, str) and "$" in value:
-            if only_variables(value):
+            if single_variable(value):
                 from_environment.add(here)
             try:
                 node[key] = interpolate(value, environ)
