@@ -229,7 +229,8 @@ def test_a_password_split_over_two_variables_is_refused_before_any_git_runs(
 
 def env_specs(ws: Workspace, tmp_path: Path) -> None:
     """A local mirror (git children) beside an Environment whose build hook prints the
-    token its `env:` passes and fails, and a policy whose command check does the same."""
+    token its `env:` passes and fails, and a policy whose command check does the same. The
+    hook's `env:` also reads PATH, which every hook gets anyway: no credential."""
     ws.write_spec(
         "m.yaml",
         f"""
@@ -248,7 +249,7 @@ def env_specs(ws: Workspace, tmp_path: Path) -> None:
           target: {{path: ../deploy}}
           build:
             - run: [sh, -c, 'env > "{tmp_path}/hook-env"; echo token is $TOKEN; exit 1']
-              env: {{TOKEN: "${{DEPLOY_TOKEN}}"}}
+              env: {{TOKEN: "${{DEPLOY_TOKEN}}", PATH: "${{PATH}}"}}
         ---
         apiVersion: reconciler/v1
         kind: HealthPolicy
@@ -306,6 +307,8 @@ def test_a_credential_passed_only_through_env_is_masked_and_no_git_child_inherit
         for secret in (DEPLOY_TOKEN, PROBE_TOKEN):
             assert secret.encode() not in environ, environ.replace(b"\0", b"\n").decode()
         assert b"DEPLOY_TOKEN=" not in environ and b"PROBE_TOKEN=" not in environ
+    for environ in environments[1:]:  # PATH read by `env:` is no secret: git keeps it
+        assert f"PATH={env['PATH']}".encode() in environ.split(b"\0")
 
 
 def test_a_short_value_passed_through_env_is_masked_alone_but_never_inside_a_sha(

@@ -30,7 +30,7 @@ from reconciler.specs.interpolation import (
     single_variable,
     variable_names,
 )
-from reconciler.specs.types import FieldError
+from reconciler.specs.types import FieldError, in_minimal_environment
 from reconciler.specs.yamldocs import (
     MAX_DEPTH,
     Document,
@@ -484,9 +484,12 @@ def _env_secrets(
 ) -> tuple[str, ...]:
     """The values of the variables read by the `env:` mappings of hooks and checks: what a
     spec passes to a program that way may be a credential, so it is masked like one and
-    kept from every other child (a value written in the spec itself is not)."""
+    kept from every other child (not a value written in the spec itself, nor one of the
+    minimal environment every hook gets anyway, such as PATH)."""
     names = (n for loc in _env_locs(spec, ("spec",)) for n in variable_names(written.get(loc, "")))
-    return tuple(sorted({environ[n] for n in names if n in environ}))
+    return tuple(
+        sorted({environ[n] for n in names if n in environ and not in_minimal_environment(n)})
+    )
 
 
 def _env_locs(value: Any, loc: Loc) -> list[Loc]:
