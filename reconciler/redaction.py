@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 MASK = "***"
+WHOLE_WORD = 8  # secrets this long are masked even inside a word
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
 # Escape sequences go whole (CSI, OSC/DCS/... up to their terminator or the line's end, and
 # two-byte ones), then any other control character but tab and newline: C0, DEL and C1.
@@ -20,32 +21,50 @@ _CONTROL = re.compile(
 )
 
 
+_WORD = re.compile(r"[^\W_]")  # a letter or digit
+
+
 class Redactor:
-    """Replaces known secret values, and any URL userinfo, with `***`."""
+    """Replaces known secret values, and any URL userinfo, with `***`.
+
+    A secret of at least WHOLE_WORD characters is masked wherever it appears; a shorter one
+    (3 or more) only where it stands alone, not inside a longer run of letters and digits,
+    so that a short value (a port passed through `env:`) never cuts a sha, a release name
+    or a word apart in what is stored and shown. Shorter than 3: too common to mask.
+    """
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
         self._lock = threading.Lock()
 
     def add(self, secret: str | None) -> None:
         """Remember a value that must never be shown (short values are too common to mask)."""
         if secret and len(secret) >= 3:
             with self._lock:
-                self._secrets.add(secret)
+                if secret not in self._secrets:
+                    self._secrets.add(secret)
+                    self._pattern = None
 
     def holds_secret(self, text: str) -> bool:
         """True when `text` is a value this run knows to be secret, or contains one of at
         least 8 characters (a shorter one could be part of PATH); such a variable is kept
         from child processes."""
         with self._lock:
-            return any(s == text or (len(s) >= 8 and s in text) for s in self._secrets)
+            return any(s == text or (len(s) >= WHOLE_WORD and s in text) for s in self._secrets)
 
     def __call__(self, text: str) -> str:
         """Return `text` with every secret and URL credential masked."""
         text = _USERINFO.sub(lambda m: m.group("scheme") + MASK + "@", text)
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(secret, MASK)
-        return text
+        pattern = self._compiled()
+        return pattern.sub(MASK, text) if pattern is not None else text
+
+    def _compiled(self) -> re.Pattern[str] | None:
+        with self._lock:
+            if self._pattern is None and self._secrets:
+                ordered = sorted(self._secrets, key=len, reverse=True)
+                self._pattern = re.compile("|".join(_alone(s) for s in ordered))
+            return self._pattern
 
     def data(self, value: Any) -> Any:
         """`value` (JSON-like: dicts, lists, strings...) with every string in it redacted;
@@ -57,6 +76,18 @@ class Redactor:
         if isinstance(value, list | tuple):
             return [self.data(item) for item in value]
         return value
+
+
+def _alone(secret: str) -> str:
+    """A pattern for `secret`; when short, not preceded or followed by a letter or digit
+    where its own first or last character is one (so `:8080/` and `=8080` match, `ab8080cd`
+    does not)."""
+    pattern = re.escape(secret)
+    if len(secret) >= WHOLE_WORD:
+        return pattern
+    before = r"(?<![^\W_])" if _WORD.match(secret[0]) else ""
+    after = r"(?![^\W_])" if _WORD.match(secret[-1]) else ""
+    return before + pattern + after
 
 
 def printable(text: str) -> str:

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from reconciler.errors import ReconcilerError, SpecError, SpecProblem
 from reconciler.git import GitRunner, Remote
+from reconciler.kinds.locations import check_location
 from reconciler.redaction import Redactor, strip_userinfo
 from reconciler.specs import SpecSet, load_directory
 
@@ -32,10 +33,16 @@ class GitSpecSource:
 
     @classmethod
     def parse(cls, text: str) -> GitSpecSource | None:
-        """A git source, or None when `text` is a plain directory."""
+        """A git source, or None when `text` is a plain directory. Its location passes the
+        same check as a spec's URLs (no `transport::address`, nothing git could read as an
+        option, a supported scheme); a refused one raises SpecError."""
         location, hash_mark, fragment = text.partition("#")
         if not hash_mark and not _URL.match(text) and not text.rstrip("/").endswith(".git"):
             return None
+        try:
+            location = check_location(location, None)
+        except ValueError as error:
+            raise SpecError([SpecProblem(shown(text), None, f"--specs: {error}")]) from None
         ref, _, path = fragment.partition(":")
         return cls(location, ref or "HEAD", path.strip("/") or ".")
 

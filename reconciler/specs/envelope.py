@@ -57,6 +57,8 @@ class Resource:
     depends_on: tuple[str, ...] = ()
     drift_policy: str = "correct"
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    # The values `env:` mappings read from variables: credentials, though not SecretStr.
+    env_secrets: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def address(self) -> str:
@@ -89,8 +91,9 @@ class Resource:
         return canonical_digest(self.public_dict())
 
     def secrets(self) -> list[str]:
-        """Every SecretStr value in the spec, to be masked wherever text is shown."""
-        return list(_secret_values(self.spec))
+        """Every SecretStr value in the spec and every value its `env:` mappings read from
+        a variable, to be masked wherever text is shown and kept from child processes."""
+        return [*_secret_values(self.spec), *self.env_secrets]
 
 
 @dataclass(frozen=True)

@@ -45,11 +45,12 @@ def interpolate(text: str, environ: Mapping[str, str]) -> str:
     return _VARIABLE.sub(replace, text)
 
 
-def only_variables(text: str) -> bool:
-    """Whether `text` is nothing but `${NAME}` references (an empty default allowed): no
-    character of it is written in the spec itself, as a credential's value must be."""
-    rest = _VARIABLE.sub(lambda m: "" if m["name"] is not None and not m["default"] else "x", text)
-    return text != "" and rest == ""
+def single_variable(text: str) -> bool:
+    """Whether `text` is exactly one `${NAME}` (an empty default allowed): no character of
+    it is written in the spec itself, and its value is one variable's, as a credential's
+    must be (`${A}${B}` would split a secret over variables nothing treats as secret)."""
+    match = _VARIABLE.fullmatch(text)
+    return match is not None and match["name"] is not None and not match["default"]
 
 
 def variable_names(text: str) -> list[str]:

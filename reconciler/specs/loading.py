@@ -27,10 +27,10 @@ from reconciler.specs.envelope import Envelope, Resource, SpecSet
 from reconciler.specs.interpolation import (
     InterpolationError,
     interpolate,
-    only_variables,
+    single_variable,
     variable_names,
 )
-from reconciler.specs.types import FieldError
+from reconciler.specs.types import FieldError, in_minimal_environment
 from reconciler.specs.yamldocs import (
     MAX_DEPTH,
     Document,
@@ -201,8 +201,8 @@ def _load_document(
         return None
     before = len(problems)
     hidden = _environment_values(document, environ)
-    from_environment: set[Loc] = set()
-    _interpolate_tree(document, (), environ, display, line, address, problems, from_environment)
+    written: dict[Loc, str] = {}  # each value with a `$` as written, before expansion
+    _interpolate_tree(document, (), environ, display, line, address, problems, written)
     unresolved = {p.field for p in problems[before:] if p.field}
     interpolated = len(problems)
     # The envelope and the spec are checked independently, so every problem shows at once.
@@ -232,13 +232,13 @@ def _load_document(
     problems[interpolated:] = [p for p in problems[interpolated:] if not _within(p, unresolved)]
     if spec is not None:
         for loc in _secret_locs(spec, ("spec",)):
-            if loc not in from_environment:
+            if not single_variable(written.get(loc, "")):
                 problems.append(
                     SpecProblem(
                         display,
                         line_of(document, loc, line),
                         "a credential is read from the environment: write it as ${VAR} "
-                        "(no default, no other text)",
+                        "(no default, no other text, one variable)",
                         address,
                         field_path(loc),
                     )
@@ -258,6 +258,7 @@ def _load_document(
         depends_on=tuple(envelope.metadata.dependsOn),
         drift_policy=envelope.metadata.driftPolicy,
         lines=field_lines(document),
+        env_secrets=_env_secrets(spec, written, environ),
     )
 
 
@@ -435,10 +436,10 @@ def _interpolate_tree(
     line: int,
     address: str | None,
     problems: list[SpecProblem],
-    from_environment: set[Loc],
+    written: dict[Loc, str],
 ) -> None:
     """Expand `${VAR}` in every string value of `node`, in place (keys are left alone);
-    remember in `from_environment` where a value came from a variable."""
+    remember in `written` each value with a `$` as it was written."""
     items: list[tuple[Any, Any]]
     if isinstance(node, CommentedMap):
         items = list(node.items())
@@ -465,8 +466,7 @@ def _interpolate_tree(
             )
             continue
         if isinstance(value, str) and "$" in value:
-            if only_variables(value):
-                from_environment.add(here)
+            written[here] = value
             try:
                 node[key] = interpolate(value, environ)
             except InterpolationError as error:
@@ -476,9 +476,37 @@ def _interpolate_tree(
                     )
                 )
         else:
-            _interpolate_tree(
-                value, here, environ, display, line, address, problems, from_environment
-            )
+            _interpolate_tree(value, here, environ, display, line, address, problems, written)
+
+
+def _env_secrets(
+    spec: BaseModel, written: dict[Loc, str], environ: Mapping[str, str]
+) -> tuple[str, ...]:
+    """The values of the variables read by the `env:` mappings of hooks and checks: what a
+    spec passes to a program that way may be a credential, so it is masked like one and
+    kept from every other child (not a value written in the spec itself, nor one of the
+    minimal environment every hook gets anyway, such as PATH)."""
+    names = (n for loc in _env_locs(spec, ("spec",)) for n in variable_names(written.get(loc, "")))
+    return tuple(
+        sorted({environ[n] for n in names if n in environ and not in_minimal_environment(n)})
+    )
+
+
+def _env_locs(value: Any, loc: Loc) -> list[Loc]:
+    """Where the values of `env:` mappings sit in a validated model (every kind names the
+    variables it passes to a program `env`)."""
+    if isinstance(value, BaseModel):
+        found = []
+        for name in type(value).model_fields:
+            item, here = getattr(value, name), (*loc, name)
+            if name == "env" and isinstance(item, dict):
+                found += [(*here, key) for key in item]
+            else:
+                found += _env_locs(item, here)
+        return found
+    if isinstance(value, list):
+        return [found for i, item in enumerate(value) for found in _env_locs(item, (*loc, i))]
+    return []
 
 
 def _secret_locs(value: Any, loc: Loc) -> list[Loc]:
