@@ -347,6 +347,38 @@ def test_git_children_get_no_secret_and_no_planted_helper_runs(
     ok(ws.run("plan", "--detailed-exitcode", env=env))
 
 
+def test_git_fetching_the_specs_gets_only_what_git_needs(ws: Workspace, tmp_path: Path) -> None:
+    """The specs' own fetch runs before any credential of the specs is known: git children
+    get only the variables git needs, so nothing else of reconciler's environment leaks."""
+    seed_bare(ws.root / "source.git")
+    infra = WorkRepo.create(ws.root / "infra")
+    infra.commit(
+        "specs",
+        {
+            "specs/core.yaml": (
+                "apiVersion: reconciler/v1\nkind: Mirror\nmetadata: {name: core}\n"
+                f"spec:\n  source: {{url: {ws.root / 'source.git'}}}\n"
+                f"  destinations: [{{url: {ws.root / 'dest1.git'}}}]\n"
+            )
+        },
+    )
+    bin_dir, dumps = git_shim(tmp_path)
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "BACKUP_TOKEN": SECRET,  # a credential of specs not read yet
+        "SOME_SERVICE_KEY": "not-for-git",
+    }
+    specs = f"file://{ws.root / 'infra'}#main:specs"
+    ok(ws.run("--specs", specs, "apply", "--yes", env=env))
+    seen = sorted(dumps.iterdir())
+    assert len(seen) >= 2, "the shim saw no git: the test proves nothing"
+    for dump in seen:
+        environ = dump.read_bytes()
+        assert SECRET.encode() not in environ, environ.replace(b"\0", b"\n").decode()
+        assert b"SOME_SERVICE_KEY=" not in environ
+        assert b"PATH=" in environ  # what git needs is still there
+
+
 def test_a_helper_directory_someone_else_can_write_is_refused(tmp_path: Path) -> None:
     """The private directory is checked before each use: opened to others, it is refused."""
     source = seed_bare(tmp_path / "src.git", branches=("main",))

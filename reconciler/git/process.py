@@ -68,6 +68,16 @@ esac
 _REFUSED = "reconciler: refused to answer"
 # Never handed to a git child, nor any variable with the same value.
 _SECRET_NAMES = frozenset({"RECONCILER_WEBHOOK_SECRET"})
+# All a git child gets from reconciler's environment (and LC_*): where git and ssh find
+# themselves, their configuration, the user's ssh agent, proxies and CA certificates.
+_GIT_NEEDS = frozenset(
+    {
+        *("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR"),
+        *("XDG_CONFIG_HOME", "SSH_AUTH_SOCK", "SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE"),
+        *("http_proxy", "https_proxy", "no_proxy", "all_proxy"),
+        *("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"),
+    }
+)
 # What git says when a server redirects and redirects are not followed.
 _REDIRECTED = re.compile(r"returned error: (30[1-8])")
 
@@ -110,17 +120,18 @@ class GitRunner:
             return path
 
     def environment(self, remote: Remote | None = None) -> dict[str, str]:
-        """The environment for a git process that may talk to `remote`: without any
-        variable that holds a credential the run knows or the webhook secret (git gets a
-        credential only through the helper, and only for `remote`'s origin)."""
+        """The environment for a git process that may talk to `remote`: only what git needs
+        from reconciler's (`_GIT_NEEDS`), less any value that holds a credential the run
+        knows or the webhook secret; git gets a credential only through the helper, and
+        only for `remote`'s origin. A variable outside the list never reaches git, so a
+        credential the run does not know yet (the specs' fetch) stays out too."""
         if remote is not None and remote.password is not None:
             self.redact.add(remote.password)
         named = {value for name in _SECRET_NAMES if (value := os.environ.get(name))}
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("GIT_", "RECONCILER_GIT_"))
-            and k not in _SECRET_NAMES
+            if (k in _GIT_NEEDS or k.startswith("LC_"))
             and v not in named
             and not self.redact.holds_secret(v)
         }

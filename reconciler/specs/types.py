@@ -6,6 +6,7 @@ import hashlib
 import re
 from datetime import timedelta
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, StrictStr
 
@@ -149,3 +150,17 @@ Env = Annotated[
     AfterValidator(check_env),
     PlainSerializer(public_env, when_used="json"),
 ]
+
+
+def _web_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if "@" in parts.netloc:
+        # urllib would ask the resolver for "user:password@host": the password leaves here.
+        raise ValueError("must not carry user:password@; send a credential in a header")
+    return url
+
+
+# An http(s) URL that reconciler requests itself (checks, webhooks): never with userinfo.
+WebUrl = Annotated[str, AfterValidator(_web_url)]

@@ -18,7 +18,15 @@ from pydantic import (
 
 from reconciler.git import Remote
 from reconciler.kinds.locations import check_location, separate_credentials
-from reconciler.specs.types import Command, Duration, Env, FieldError, ResourceName, Timeout
+from reconciler.specs.types import (
+    Command,
+    Duration,
+    Env,
+    FieldError,
+    ResourceName,
+    Timeout,
+    WebUrl,
+)
 
 
 class SourceSpec(BaseModel):
@@ -91,7 +99,7 @@ class Check(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     run: Command | None = None
-    http: str | None = Field(default=None, pattern=r"^https?://", description="URL to GET.")
+    http: WebUrl | None = Field(default=None, description="URL to GET.")
     status: int | None = Field(default=None, ge=100, le=599, description="http: default 200.")
     contains: str | None = Field(default=None, description="http: a body substring.")
     timeout: Timeout | None = Field(default=None, description="Default 30s (run), 5s (http).")

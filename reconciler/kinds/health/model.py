@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from reconciler.specs.types import Address, Command, Duration, Env, FieldError, Timeout
+from reconciler.specs.types import Address, Command, Duration, Env, FieldError, Timeout, WebUrl
 
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+\Z")  # an HTTP token
 
@@ -76,7 +76,7 @@ class HttpCheck(_Check):
     """GET `url`: the expected status and, optionally, a body substring."""
 
     type: Literal["http"]
-    url: str = Field(pattern=r"^https?://")
+    url: WebUrl
     status: int = Field(default=200, ge=100, le=599)
     contains: str | None = None
     timeout: Timeout = Field(default=timedelta(seconds=5))
@@ -144,7 +144,7 @@ class Escalate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    webhook: str | None = Field(default=None, pattern=r"^https?://")
+    webhook: WebUrl | None = None
     headers: dict[str, SecretStr] = Field(
         default_factory=dict,
         description="Sent with the webhook's POST; credentials: each value is a ${VAR}.",
