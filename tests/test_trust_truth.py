@@ -133,6 +133,28 @@ def test_a_repository_gone_from_the_organisation_is_reported_and_its_backup_kept
     assert refs_of(ws.root / "backup" / "alpha.git")["refs/heads/main"] == tip
 
 
+def test_a_repository_in_sync_when_first_seen_is_reported_when_it_vanishes(
+    ws: Workspace,
+) -> None:
+    """Backups made before reconciler (already in sync: the first apply pushes nothing) are
+    remembered too, so a repository that then leaves the organisation is reported."""
+    for name in ("alpha", "beta"):
+        seed_bare(ws.root / "org" / f"{name}.git", branches=("main", "dev"))
+        make_bare(ws.root / "backup" / f"{name}.git")
+        git(
+            "push",
+            "--quiet",
+            "--mirror",
+            ws.root / "backup" / f"{name}.git",
+            cwd=ws.root / "org" / f"{name}.git",
+        )
+    mirror(ws, '"../org/{repo}.git"', '"../backup/{repo}.git"', extra='repos: ["*"]')
+    first = ws.run("apply", "--yes")
+    assert first.code == 0 and "refs updated" not in first.output, first.output
+    shutil.rmtree(ws.root / "org" / "beta.git")
+    assert_dead(ws, "Mirror/core", "repository beta is missing at the source")
+
+
 TAXONOMY = """
 apiVersion: reconciler/v1
 kind: Taxonomy

@@ -352,7 +352,7 @@ class _Run:
             name=change.name,
             spec=resource.public_dict(),
             spec_digest=resource.digest,
-            state=state,
+            state={**change.known, **state},  # what an action left wins over what was seen
             revision_id=self.report.revision,
             last_applied_at=now(),
             outcome=outcome,

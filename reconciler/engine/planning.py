@@ -150,6 +150,7 @@ def _change(resource: Resource, verdict: ResourcePlan, observed: str | None) -> 
         notes=verdict.notes,
         fingerprint=observed,
         health=verdict.health,
+        known=verdict.known,
     )
 
 

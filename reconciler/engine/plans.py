@@ -30,6 +30,7 @@ class Change:
     notes: tuple[Step, ...] = ()
     fingerprint: str | None = None  # digest of the observed facts the plan was made from
     health: KindHealth | None = None  # the kind's word on what runs now (ResourcePlan.health)
+    known: dict[str, Any] = field(default_factory=dict)  # ResourcePlan.known, not saved
 
     @property
     def blocked(self) -> bool:

@@ -68,6 +68,9 @@ class ResourcePlan:
     # plan may repair it (`current` pointing to a release that is gone). None: as the
     # action says (blocked is Degraded).
     health: KindHealth | None = None
+    # Units found as the spec wants (no action): recorded with the resource like the state an
+    # action leaves, so the kind knows them later (a mirrored repository that vanishes).
+    known: dict[str, Any] = field(default_factory=dict)
 
     @property
     def steps(self) -> list[Step]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import replace
+from typing import Any
 
 from reconciler.kinds.base import Action, ResourcePlan, Step
 from reconciler.kinds.mirror.model import REPO_PLACEHOLDER, MirrorSpec, repo_name_problem
@@ -36,14 +38,17 @@ def plan_mirror(
         *_left_out(spec, observed),
         *_vanished(spec, observed, last_applied),
     ]
+    known: dict[str, Any] = {}  # destinations already in sync: remembered like pushed ones
     for repo in observed.repos:
         for destination in repo.destinations:
             steps = plan_destination(spec, repo, destination)
             applying = tuple(s for s in steps if s["op"] in APPLYING_OPS)
             if applying:
                 actions.append(Action(destination.url, applying))
+            elif destination.exists and not destination.error and not repo.error:
+                known[destination.url] = destination.refs
             notes += [s for s in steps if s["op"] not in APPLYING_OPS]
-    return _verdict(observed, actions, notes, last_applied)
+    return replace(_verdict(observed, actions, notes, last_applied), known=known)
 
 
 def _unreadable_sources(observed: MirrorObserved) -> list[Step]:
