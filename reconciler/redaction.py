@@ -3,10 +3,32 @@ or stores."""
 
 from __future__ import annotations
 
+import os
 import re
 import threading
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
+
+# What a program needs to run as the user who runs reconciler, and nothing that could
+# carry a credential: the documented minimal environment of hooks, checks and git.
+MINIMAL_ENVIRONMENT = frozenset(
+    ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR")
+)
+
+
+def in_minimal_environment(name: str) -> bool:
+    """Whether every child gets the variable `name` from reconciler's environment: PATH,
+    HOME, USER, LOGNAME, SHELL, the locale (LANG, LANGUAGE, LC_*), TZ and TMPDIR. An `env:`
+    value read from one of them is no secret (`PATH: "${PATH}:/opt/bin"`)."""
+    return name in MINIMAL_ENVIRONMENT or name.startswith("LC_")
+
+
+def minimal_environment(also: Iterable[str] = ()) -> dict[str, str]:
+    """The variables of reconciler's environment a child gets: the minimal ones, and `also`."""
+    extra = frozenset(also)
+    return {n: v for n, v in os.environ.items() if in_minimal_environment(n) or n in extra}
+
 
 MASK = "***"
 WHOLE_WORD = 8  # secrets this long are masked even inside a word

@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 from reconciler.errors import GitError, ReconcilerError, TemporaryError
 from reconciler.git.remotes import Remote, network_timeout
-from reconciler.redaction import Redactor
+from reconciler.redaction import Redactor, minimal_environment
 
 
 def _stall_limit(args: Sequence[str]) -> list[str]:
@@ -66,17 +66,12 @@ the password is only for $RECONCILER_GIT_ORIGIN" >&2
 esac
 """
 _REFUSED = "reconciler: refused to answer"
-# Never handed to a git child, nor any variable with the same value.
-_SECRET_NAMES = frozenset({"RECONCILER_WEBHOOK_SECRET"})
-# All a git child gets from reconciler's environment (and LC_*): where git and ssh find
-# themselves, their configuration, the user's ssh agent, proxies and CA certificates.
-_GIT_NEEDS = frozenset(
-    {
-        *("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR"),
-        *("XDG_CONFIG_HOME", "SSH_AUTH_SOCK", "SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE"),
-        *("http_proxy", "https_proxy", "no_proxy", "all_proxy"),
-        *("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"),
-    }
+# What a git child gets beyond the minimal environment: its configuration, the user's ssh
+# agent, proxies and CA certificates.
+_GIT_ALSO = (
+    *("XDG_CONFIG_HOME", "SSH_AUTH_SOCK", "SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE"),
+    *("http_proxy", "https_proxy", "no_proxy", "all_proxy"),
+    *("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"),
 )
 # What git says when a server redirects and redirects are not followed.
 _REDIRECTED = re.compile(r"returned error: (30[1-8])")
@@ -120,20 +115,17 @@ class GitRunner:
             return path
 
     def environment(self, remote: Remote | None = None) -> dict[str, str]:
-        """The environment for a git process that may talk to `remote`: only what git needs
-        from reconciler's (`_GIT_NEEDS`), less any value that holds a credential the run
-        knows or the webhook secret; git gets a credential only through the helper, and
-        only for `remote`'s origin. A variable outside the list never reaches git, so a
-        credential the run does not know yet (the specs' fetch) stays out too."""
+        """The environment for a git process that may talk to `remote`: the minimal one and
+        what git needs (`_GIT_ALSO`), less any value that holds a credential the run knows;
+        git gets a credential only through the helper, and only for `remote`'s origin. No
+        other variable reaches git, so a credential the run does not know yet (the specs'
+        fetch) and the webhook secret stay out too."""
         if remote is not None and remote.password is not None:
             self.redact.add(remote.password)
-        named = {value for name in _SECRET_NAMES if (value := os.environ.get(name))}
         env = {
             k: v
-            for k, v in os.environ.items()
-            if (k in _GIT_NEEDS or k.startswith("LC_"))
-            and v not in named
-            and not self.redact.holds_secret(v)
+            for k, v in minimal_environment(_GIT_ALSO).items()
+            if not self.redact.holds_secret(v)
         }
         env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C", GIT_CONFIG_NOSYSTEM="1")
         if remote is not None and remote.password is not None:

@@ -23,6 +23,7 @@ from ruamel.yaml.comments import (
 )
 
 from reconciler.errors import SpecError, SpecProblem
+from reconciler.redaction import in_minimal_environment
 from reconciler.specs.envelope import Envelope, Resource, SpecSet
 from reconciler.specs.interpolation import (
     InterpolationError,
@@ -30,7 +31,7 @@ from reconciler.specs.interpolation import (
     single_variable,
     variable_names,
 )
-from reconciler.specs.types import FieldError, in_minimal_environment
+from reconciler.specs.types import FieldError
 from reconciler.specs.yamldocs import (
     MAX_DEPTH,
     Document,

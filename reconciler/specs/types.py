@@ -18,9 +18,6 @@ _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _BAD_REF_CHARS = re.compile(r"[\s~^:\\\x00-\x1f\x7f]")
 _BAD_REF_SEQUENCE = re.compile(r"\.\.|^/|/\Z|//|@\{|\.lock\Z|\.\Z")
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
-# What a program needs to run as the user who runs reconciler, and nothing that could
-# carry a credential: the documented minimal environment of hooks and checks.
-_MINIMAL = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR")
 
 
 class FieldError(ValueError):
@@ -122,13 +119,6 @@ def check_env(env: dict[str, str]) -> dict[str, str]:
         if name.startswith("RECONCILER_"):
             raise FieldError(f"the variable {name} is set by reconciler; choose another name", name)
     return env
-
-
-def in_minimal_environment(name: str) -> bool:
-    """Whether every hook and check gets the variable `name` from reconciler's environment:
-    PATH, HOME, USER, LOGNAME, SHELL, the locale (LANG, LANGUAGE, LC_*), TZ and TMPDIR. An
-    `env:` value read from one of them is no secret (`PATH: "${PATH}:/opt/bin"`)."""
-    return name in _MINIMAL or name.startswith("LC_")
 
 
 def public_env(env: dict[str, str]) -> dict[str, str]:

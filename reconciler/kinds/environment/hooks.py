@@ -25,18 +25,12 @@ from datetime import timedelta
 from pathlib import Path
 
 from reconciler.kinds.environment.model import Check, Hook
-from reconciler.specs.types import in_minimal_environment
+from reconciler.redaction import minimal_environment
 
 TAIL_BYTES = 4096
 
 _running: dict[int, subprocess.Popen[bytes]] = {}  # hooks now running, by process group
 _stopping = threading.Event()
-
-
-def minimal_environment() -> dict[str, str]:
-    """The variables of reconciler's environment every hook and check gets: PATH, HOME,
-    USER, LOGNAME, SHELL, the locale (LANG, LANGUAGE, LC_*), TZ and TMPDIR."""
-    return {name: value for name, value in os.environ.items() if in_minimal_environment(name)}
 
 
 def stop_hooks() -> None:
