@@ -11,7 +11,6 @@ what we send. Deletes stay explicit refspecs with their lease.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from reconciler.errors import GitError, TemporaryError
 from reconciler.git.process import GitRunner
+from reconciler.git.refs import is_sha
 from reconciler.git.remotes import Remote
 
 STALE_LOCK_SECONDS = 5.0
@@ -36,7 +36,6 @@ _FLAGS = {
     "=": "up to date",
     "!": "rejected",
 }
-_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 # What a staged ref name may hold: it becomes a line of `packed-refs`.
 _REF = re.compile(r"refs/[^\x00-\x20\x7f~^:?*\[\\]+")
 
@@ -79,7 +78,7 @@ def push(
     args += [u.lease() for u in updates if u.expected is not None]
     args += [remote.git_url(), *(["refs/*:refs/*"] if sends else [])]
     args += [f":{u.ref}" for u in updates if u.new is None]
-    with _staged(cache, remote, sends) as staging:
+    with _staged(cache, sends) as staging:
         result = runner.run(args, cwd=staging, remote=remote, check=False)
     outcomes = _parse(result.stdout)
     if not outcomes:
@@ -98,17 +97,16 @@ def push(
 
 
 @contextmanager
-def _staged(cache: Path, remote: Remote, sends: list[RefUpdate]) -> Iterator[Path]:
+def _staged(cache: Path, sends: list[RefUpdate]) -> Iterator[Path]:
     """A repository beside the cache whose only refs are `sends` (its objects are the
     cache's, through `alternates`), removed afterwards. Written as files: `git update-ref`
     would take longer for 10,000 refs than the push itself."""
     for update in sends:
-        if not _REF.fullmatch(update.ref) or not _SHA.fullmatch(update.new or ""):
+        if not _REF.fullmatch(update.ref) or not is_sha(update.new or ""):
             raise GitError(f"refusing to push {update.ref!r} to {update.new!r}: not a ref and sha")
     git_dir = cache if (cache / "objects").is_dir() else cache / ".git"
-    key = hashlib.sha256(remote.git_url().encode()).hexdigest()[:12]
     (git_dir / "reconciler-push").mkdir(exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=git_dir / "reconciler-push"))
+    staging = Path(tempfile.mkdtemp(dir=git_dir / "reconciler-push"))
     (staging / "objects" / "info").mkdir(parents=True)
     (staging / "refs").mkdir()
     (staging / "HEAD").write_text("ref: refs/heads/main\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,14 @@ from reconciler.redaction import Redactor
 MIRRORED_PREFIXES = ("refs/heads/", "refs/tags/")
 # Asked of servers speaking protocol v2, so they list only what a mirror may touch (and HEAD).
 _PREFIXES = [b"HEAD", b"refs/heads/", b"refs/tags/"]
+
+
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def is_sha(text: str) -> bool:
+    """Whether `text` is a full object id: 40 (sha1) or 64 (sha256) lowercase hex digits."""
+    return _SHA.fullmatch(text) is not None
 
 
 @dataclass(frozen=True)

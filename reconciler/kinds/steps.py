@@ -15,7 +15,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})\Z")  # sha1, or sha256 repositories
+from reconciler.git.refs import is_sha
+
 _DIGEST = re.compile(r"^[0-9a-f]{64}\Z")
 # git check-ref-format: no control characters, space, ~ ^ : ? * [ or backslash anywhere.
 _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
@@ -28,7 +29,7 @@ def shown(value: str, limit: int = 60) -> str:
 
 def check_sha(value: str) -> str:
     """Accept a full commit sha: 40 (sha1) or 64 (sha256) lowercase hex digits."""
-    if not _SHA.match(value):
+    if not is_sha(value):
         raise ValueError(f"not a commit sha (40 or 64 lowercase hex digits): {shown(value)}")
     return value
 

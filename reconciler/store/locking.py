@@ -146,9 +146,9 @@ def judge(holder: LockHolder, me: Identity) -> tuple[bool, str]:
         if pid_alive(holder.pid):
             return False, "is still running"
         return True, "that process is gone"
-    if holder.boot_id != me.boot_id and _restarted_since(holder, me):
-        return True, f"its machine has restarted since (boot {holder.boot_id})"
     if holder.boot_id != me.boot_id:
+        if _restarted_since(holder, me):
+            return True, f"its machine has restarted since (boot {holder.boot_id})"
         # Containers share their kernel's boot id: this is a reboot, or another machine
         # with the same host name; nothing here can tell which.
         return False, (

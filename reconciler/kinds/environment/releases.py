@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler.git.refs import is_sha
+
 SLOTS = ("blue", "green")
 _RELEASE = re.compile(r"^(?P<number>\d+)-(?P<short>[0-9a-f]{7,40})\Z")
-_FULL_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?\Z")
 FAILED = "failed.json"  # in .reconciler/: the commit that failed, and where
 
 
@@ -276,8 +277,10 @@ def read_failure(layout: Layout) -> dict[str, str] | None:
     if not all(isinstance(value, str) for value in failure.values()):
         return None
     sha, release = str(failure["sha"]), str(failure["release"])
-    if not _FULL_SHA.match(sha) or _RELEASE.match(release) is None:
+    try:
+        check_release_name(release, sha)
+    except ValueError:
         return None
-    if not sha.startswith(release.split("-", 1)[1]):
+    if not is_sha(sha):
         return None
     return {key: str(value) for key, value in failure.items()}
