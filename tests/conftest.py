@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import textwrap
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,6 +74,19 @@ class Workspace:
             input=stdin,
         )
         return CliResult(process.returncode, process.stdout, process.stderr)
+
+
+def ok(result: CliResult, code: int = 0) -> CliResult:
+    """Assert the exit code and that no traceback was printed."""
+    assert result.code == code, f"exit {result.code} != {code}\n{result.output}"
+    assert "Traceback" not in result.output, result.output
+    return result
+
+
+def status_row(ws: Workspace, address: str) -> dict[str, Any]:
+    """The row of `status --json` for `address`."""
+    rows = {row["address"]: row for row in json.loads(ws.run("status", "--json").stdout)}
+    return rows[address]
 
 
 @pytest.fixture

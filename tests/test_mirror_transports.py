@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests import gitservers
-from tests.conftest import CliResult, Workspace
+from tests.conftest import CliResult, Workspace, ok
 from tests.gitservers import (
     GitDaemon,
     GitHttpServer,
@@ -68,13 +68,6 @@ def write_mirror(
     if repos is not None:
         lines.append(f"  repos: {json.dumps(list(repos))}")
     return ws.write_spec(f"{name}.yaml", "\n".join(lines) + "\n")
-
-
-def ok(result: CliResult, code: int = 0) -> CliResult:
-    """Assert the exit code, showing everything the process said when it is not the expected one."""
-    assert result.code == code, f"exit {result.code} != {code}\n{result.output}"
-    assert "Traceback" not in result.output, result.output
-    return result
 
 
 def serial(ws: Workspace) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CliResult, Workspace
+from tests.conftest import CliResult, Workspace, status_row
 from tests.gitservers import GitHttpServer, WorkRepo, git
 
 PY = sys.executable
@@ -160,11 +160,6 @@ def releases(ws: Workspace, name: str = "staging") -> list[str]:
     return sorted(p.name for p in (ws.root / "deploy" / name / "releases").iterdir())
 
 
-def status_row(ws: Workspace, address: str = "Environment/staging") -> dict[str, str]:
-    rows = json.loads(ws.run("status", "--json").stdout)
-    return next(row for row in rows if row["address"] == address)
-
-
 def assert_converged(ws: Workspace, result: CliResult) -> None:
     assert result.code == 0, result.output
     plan = ws.run("plan", "--detailed-exitcode")
@@ -185,16 +180,16 @@ def test_a_first_release_that_failed_stays_failed_after_an_unrelated_spec_edit(
     plan = ws.run("plan", "--detailed-exitcode")
     assert plan.code == 2, plan.output
     assert "as the spec wants" not in plan.stdout and "which failed verify" in plan.stdout
-    assert status_row(ws)["health"] == "Degraded"
+    assert status_row(ws, "Environment/staging")["health"] == "Degraded"
     again = ws.run("apply", "--yes")
     assert again.code == 1 and "failed verify" in again.stdout, again.output
-    assert status_row(ws)["health"] == "Degraded"
+    assert status_row(ws, "Environment/staging")["health"] == "Degraded"
     blocked = ws.run("plan", "--detailed-exitcode")
     assert blocked.code == 2 and "not deployed again until the spec changes" in blocked.stdout
     # Only a passing verify of that release clears it.
     environment(ws, ref="v3", extra='verify: [{run: ["true"]}]\nkeepReleases: 4')
     assert_converged(ws, ws.run("apply", "--yes"))
-    assert status_row(ws)["health"] == "Healthy"
+    assert status_row(ws, "Environment/staging")["health"] == "Healthy"
     assert releases(ws) == [f"1-{app.rev('v3')[:7]}"]  # verified again, not redeployed
 
 
@@ -209,7 +204,7 @@ def test_a_failed_release_kept_without_auto_rollback_stays_failed(
     plan = ws.run("plan", "--detailed-exitcode")
     assert plan.code == 2 and "as the spec wants" not in plan.stdout, plan.output
     assert ws.run("apply", "--yes").code == 1
-    row = status_row(ws)
+    row = status_row(ws, "Environment/staging")
     assert row["health"] == "Degraded" and "failed verify" in row["message"], row
 
 
@@ -247,7 +242,7 @@ def test_a_rollback_whose_activate_fails_is_degraded_and_says_so(
     assert "rolled back to 1-" in result.stdout and "but activate failed: sh exited 1" in (
         result.stdout
     ), result.output
-    row = status_row(ws)
+    row = status_row(ws, "Environment/staging")
     assert row["health"] == "Degraded" and "but activate failed" in row["message"], row
     history = json.loads(ws.run("history", "Environment/staging", "--json").stdout)
     assert "but activate failed" in history[0]["summary"], history[0]
@@ -310,7 +305,7 @@ def test_an_environment_whose_source_is_gone_is_blocked_and_says_why(
     assert "as the spec wants" not in plan.stdout
     applied = ws.run("apply", "--yes")
     assert applied.code == 1 and why in applied.stdout, applied.output
-    row = status_row(ws)
+    row = status_row(ws, "Environment/staging")
     assert row["sync"] != "Synced" and row["health"] in ("Unknown", "Degraded"), row
     assert why in row["message"], row
 

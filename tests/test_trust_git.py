@@ -26,18 +26,11 @@ import pytest
 
 from reconciler.git import GitRunner, Remote
 from reconciler.redaction import Redactor
-from tests.conftest import CliResult, Workspace
+from tests.conftest import Workspace, ok
 from tests.gitservers import HOST, GitHttpServer, WorkRepo, git, make_bare, refs_of, seed_bare
 
 SECRET = "s3cret-token"  # the password of user `bot` on the servers below
 WEBHOOK = "whsec-4c1d-never-in-git"
-
-
-def ok(result: CliResult, code: int = 0) -> CliResult:
-    """Assert the exit code, showing everything the process said when it is another."""
-    assert result.code == code, f"exit {result.code} != {code}\n{result.output}"
-    assert "Traceback" not in result.output, result.output
-    return result
 
 
 def mirror(ws: Workspace, source: str, destination: str, extra: str = "") -> Path:

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import Workspace
+from tests.conftest import Workspace, status_row
 from tests.gitservers import WorkRepo, refs_of, seed_bare
-from tests.test_trust_environment import CHECK, assert_converged, environment, status_row
-from tests.test_trust_truth import alerts, applied_cleanly, mirror, status_of
+from tests.test_trust_environment import CHECK, assert_converged, environment
+from tests.test_trust_truth import alerts, applied_cleanly, mirror
 
 
 @pytest.fixture
@@ -151,14 +151,14 @@ def test_discovered_names_are_mirrored_or_left_out_and_a_vanished_one_is_reporte
     backup = ws.root / "backup"
     assert sorted(p.name for p in backup.iterdir()) == ["alpha.git", "c++.git"]  # never -u
     assert refs_of(backup / "c++.git") == refs_of(ws.root / "org" / "c++.git")
-    assert status_of(ws, "Mirror/core")["health"] == "Degraded"
+    assert status_row(ws, "Mirror/core")["health"] == "Degraded"
     # The name nobody can use is renamed away; c++ then vanishes from the organisation.
     shutil.rmtree(ws.root / "org" / "-u.git")
     assert ws.run("plan", "--detailed-exitcode").code == 0
     shutil.rmtree(ws.root / "org" / "c++.git")
     plan = ws.run("plan", "--detailed-exitcode")
     assert plan.code == 2 and "repository c++ is missing at the source" in plan.stdout, plan.output
-    row = status_of(ws, "Mirror/core")
+    row = status_row(ws, "Mirror/core")
     assert row["sync"] != "Synced" and row["health"] == "Degraded", row
     assert "c++" in row["message"], row
     assert refs_of(backup / "c++.git")  # kept as it was
@@ -193,4 +193,4 @@ def test_a_plan_with_skipped_refs_does_not_say_everything_matches(ws: Workspace)
         "No changes. 1 resource matches its spec; 1 leaves refs as conflictStrategy skip asks "
         "(see status)." in plan.stdout
     ), plan.stdout
-    assert status_of(ws, "Mirror/core")["sync"] == "OutOfSync"
+    assert status_row(ws, "Mirror/core")["sync"] == "OutOfSync"

@@ -14,16 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CliResult, Workspace
+from tests.conftest import Workspace, ok
 from tests.faultproxy import FaultProxy
 from tests.gitservers import GitHttpServer, WorkRepo, git, git_env, make_bare, refs_of
-
-
-def ok(result: CliResult, code: int = 0) -> CliResult:
-    """Assert the exit code and that no traceback was printed."""
-    assert result.code == code, f"exit {result.code} != {code}\n{result.output}"
-    assert "Traceback" not in result.output, result.output
-    return result
 
 
 def mirror_spec(ws: Workspace, source: Path, destination: str, prune: bool = False) -> None:

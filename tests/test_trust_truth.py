@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CliResult, Workspace
+from tests.conftest import CliResult, Workspace, status_row
 from tests.gitservers import WorkRepo, free_port, git, make_bare, refs_of, seed_bare
 
 POLICY = """
@@ -39,12 +39,6 @@ def mirror(ws: Workspace, source: str, destination: str = "../dest.git", extra: 
     )
 
 
-def status_of(ws: Workspace, address: str) -> dict[str, str]:
-    result = ws.run("status", "--json")
-    rows = {row["address"]: row for row in json.loads(result.stdout)}
-    return rows[address]
-
-
 def alerts(ws: Workspace) -> list[dict[str, object]]:
     path = ws.root / "alerts.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
@@ -58,7 +52,7 @@ def assert_dead(ws: Workspace, address: str, why: str) -> None:
     planned = json.loads(ws.run("plan", "--json").stdout)
     change = next(c for c in planned["changes"] if c["address"] == address)
     assert change["action"] == "blocked" and why in json.dumps(change["steps"])
-    row = status_of(ws, address)
+    row = status_row(ws, address)
     assert row["sync"] in ("OutOfSync", "Unknown") and row["health"] == "Degraded", row
     assert why in row["message"], row
     assert why in " ".join(ws.run("status").stdout.split())  # the table wraps long messages
@@ -100,7 +94,7 @@ def test_a_source_that_disappears_blocks_the_mirror_everywhere(ws: Workspace, ho
     if how == "renamed":  # once it is back, all is well again
         (ws.root / "source-renamed.git").rename(ws.root / "source.git")
         applied_cleanly(ws)
-        assert status_of(ws, "Mirror/core")["health"] == "Healthy"
+        assert status_row(ws, "Mirror/core")["health"] == "Healthy"
 
 
 def test_an_http_source_nobody_answers_blocks_the_mirror(ws: Workspace) -> None:
@@ -226,7 +220,7 @@ def test_an_existing_path_that_is_not_a_repository_is_refused(ws: Workspace, kin
     assert applied.code == 1 and "exists and is not a git repository" in applied.output
     after = snapshot(ws.root / "dest.git") if kind == "directory" else target.read_bytes()
     assert after == before
-    assert status_of(ws, "Mirror/core")["health"] == "Degraded"
+    assert status_row(ws, "Mirror/core")["health"] == "Degraded"
 
 
 def test_an_empty_directory_is_made_the_destination_repository(ws: Workspace) -> None:
@@ -269,7 +263,7 @@ def test_refs_left_by_skip_are_out_of_sync_and_named(ws: Workspace) -> None:
         downstream.commit(f"downstream only on {branch}", {"local.txt": branch})
         downstream.push(ws.root / "dest.git", f"{branch}:{branch}", force=True)
 
-    row = status_of(ws, "Mirror/core")
+    row = status_row(ws, "Mirror/core")
     assert (row["sync"], row["health"]) == ("OutOfSync", "Healthy"), row
     assert "6 diverged refs" in row["message"] and "conflictStrategy skip" in row["message"]
     for branch in branches[:5]:
@@ -301,7 +295,7 @@ def test_init_then_plan_works_where_it_is_written(ws: Workspace) -> None:
             r: s for r, s in refs_of(sources / f"{name}.git").items() if "feature" not in r
         }
         assert set(mirrored) == {"refs/heads/main", "refs/heads/release/1.0", "refs/tags/v1.0.0"}
-    assert status_of(ws, "Mirror/core-repos")["health"] == "Healthy"
+    assert status_row(ws, "Mirror/core-repos")["health"] == "Healthy"
     again = ws.run("init")
     assert again.code == 1 and "already exists" in again.stderr
 
