@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.engine.listener import MAX_CONNECTIONS, REQUEST_TIMEOUT
+from reconciler.watch.listener import MAX_CONNECTIONS, REQUEST_TIMEOUT
 from tests.conftest import Workspace
 from tests.gitservers import WorkRepo, seed_bare
 from tests.test_environment import app, env_spec  # noqa: F401 (fixture)

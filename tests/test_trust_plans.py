@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reconciler.kinds.base.steps import ref_format_problem
 from reconciler.kinds.mirror.model import MirrorSpec
 from reconciler.kinds.mirror.observed import (
     DestinationObserved,
@@ -29,7 +30,6 @@ from reconciler.kinds.mirror.observed import (
 )
 from reconciler.kinds.mirror.planning import plan_mirror
 from reconciler.kinds.mirror.steps import STEP_MODELS
-from reconciler.kinds.steps import ref_format_problem
 from tests.conftest import Workspace
 from tests.gitservers import WorkRepo, refs_of, seed_bare
 

@@ -15,12 +15,12 @@ from rich.markup import escape
 
 from reconciler.cli import render
 from reconciler.cli.context import current_workspace, seconds, stdout
-from reconciler.engine.healing import heal
-from reconciler.engine.health import UNHEALTHY, HealthReport, check_health
-from reconciler.engine.metrics import prometheus_text, store_metrics
 from reconciler.engine.planning import load
-from reconciler.engine.watching import Watcher, WatchOptions
+from reconciler.health.healing import heal
+from reconciler.health.policies import UNHEALTHY, HealthReport, check_health
 from reconciler.redaction import printable_data
+from reconciler.watch.metrics import prometheus_text, store_metrics
+from reconciler.watch.watching import Watcher, WatchOptions
 
 SECRET_VARIABLE = "RECONCILER_WEBHOOK_SECRET"
 

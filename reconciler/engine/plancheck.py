@@ -17,8 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from reconciler.kinds.base import ChangeAction
+from reconciler.kinds.base.steps import Text, shown
 from reconciler.kinds.registry import Registry
-from reconciler.kinds.steps import Text, shown
 
 
 class _Strict(BaseModel):

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from reconciler.errors import ReconcilerError, SpecError, SpecProblem
 from reconciler.git import GitRunner, Remote
-from reconciler.kinds.locations import check_location
+from reconciler.kinds.base.locations import check_location
 from reconciler.redaction import Redactor, strip_userinfo
 from reconciler.specs import SpecSet, load_directory
 

@@ -18,7 +18,7 @@ from reconciler.engine.planning import make_plan
 from reconciler.engine.plans import Change, Plan
 from reconciler.engine.workspace import Workspace
 from reconciler.errors import StalePlan
-from reconciler.kinds.steps import shown
+from reconciler.kinds.base.steps import shown
 from reconciler.specs import SpecSet
 
 _ABSENT = object()

@@ -17,7 +17,7 @@ SHIPPED = {
     "Mirror": "reconciler.kinds.mirror:MirrorController",
     "Taxonomy": "reconciler.kinds.taxonomy:TaxonomyController",
     "Environment": "reconciler.kinds.environment:EnvironmentController",
-    "HealthPolicy": "reconciler.kinds.health:HealthPolicyController",
+    "HealthPolicy": "reconciler.health.kind:HealthPolicyController",
 }
 
 

@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
+from reconciler.kinds.base.steps import Sha, StepModel
 from reconciler.kinds.environment.releases import check_release_name
-from reconciler.kinds.steps import Sha, StepModel
 
 Slot = Literal["blue", "green"]  # releases.SLOTS
 

@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from reconciler.git import Remote
-from reconciler.kinds.locations import check_location, separate_credentials
+from reconciler.kinds.base.locations import check_location, separate_credentials
 from reconciler.specs.types import FieldError, RefGlob
 
 REPO_PLACEHOLDER = "{repo}"

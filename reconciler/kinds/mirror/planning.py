@@ -12,9 +12,9 @@ from dataclasses import replace
 from typing import Any
 
 from reconciler.kinds.base import Action, ResourcePlan, Step
+from reconciler.kinds.base.steps import shown
 from reconciler.kinds.mirror.model import REPO_PLACEHOLDER, MirrorSpec, repo_name_problem
 from reconciler.kinds.mirror.observed import DestinationObserved, MirrorObserved, RepoObserved
-from reconciler.kinds.steps import shown
 from reconciler.store import ResourceRecord
 
 APPLYING_OPS = ("init", "create", "fast-forward", "force-update", "delete")

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from reconciler.kinds.steps import RefName, Sha, StepModel
+from reconciler.kinds.base.steps import RefName, Sha, StepModel
 
 
 class _Step(StepModel):

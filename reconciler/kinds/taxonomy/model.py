@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from reconciler.git import Remote
-from reconciler.kinds.locations import check_location, separate_credentials
+from reconciler.kinds.base.locations import check_location, separate_credentials
 from reconciler.kinds.taxonomy.folding import Fold, fold
 from reconciler.kinds.taxonomy.terms import Taxonomy, Term
 from reconciler.specs.types import FieldError

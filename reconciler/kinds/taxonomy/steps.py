@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from reconciler.kinds.steps import Digest, Sha, StepModel, Text
+from reconciler.kinds.base.steps import Digest, Sha, StepModel, Text
 
 
 class _Step(StepModel):

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from reconciler.engine.health import RANK
+from reconciler.health.policies import RANK
 from reconciler.store import Store
 from reconciler.store.health import HealthRecords
 

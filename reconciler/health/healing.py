@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from reconciler.engine.alerts import send_alert
 from reconciler.engine.applying import locked_apply
-from reconciler.engine.health import UNHEALTHY, HealthReport, ResourceHealth, policies
 from reconciler.engine.planning import make_plan
 from reconciler.engine.rollback import rollback
 from reconciler.engine.workspace import Workspace
 from reconciler.errors import ReconcilerError
-from reconciler.kinds.health import policy_spec
-from reconciler.kinds.health.model import HealthPolicySpec, RemediationStep
+from reconciler.health.alerts import send_alert
+from reconciler.health.kind import policy_spec
+from reconciler.health.model import HealthPolicySpec, RemediationStep
+from reconciler.health.policies import UNHEALTHY, HealthReport, ResourceHealth, policies
 from reconciler.specs import SpecSet
 from reconciler.store.health import HealthRecords, Incident
 

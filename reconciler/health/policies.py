@@ -16,9 +16,9 @@ from reconciler.engine.planning import make_plan
 from reconciler.engine.plans import Change, Plan
 from reconciler.engine.status import explained, health_of, waiting
 from reconciler.engine.workspace import Workspace
-from reconciler.kinds.health import policy_spec
-from reconciler.kinds.health.checks import CheckResult, deployment_check, probe
-from reconciler.kinds.health.model import HealthPolicySpec, SyncLagCheck
+from reconciler.health.kind import policy_spec
+from reconciler.health.model import HealthPolicySpec, SyncLagCheck
+from reconciler.health.probes import CheckResult, deployment_check, probe
 from reconciler.specs import Resource, SpecSet
 from reconciler.store import ResourceRecord
 from reconciler.store.health import HealthRecords

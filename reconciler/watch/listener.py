@@ -21,8 +21,8 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from reconciler.engine.metrics import WatchMetrics
-from reconciler.engine.triggers import Triggers
+from reconciler.watch.metrics import WatchMetrics
+from reconciler.watch.triggers import Triggers
 
 SECRET_HEADER = "X-Reconciler-Secret"
 MAX_BODY = 1_000_000  # bytes; a larger Content-Length is refused (413) before reading

@@ -11,12 +11,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.health.model import CommandCheck, HealthCheck, HttpCheck
 from reconciler.kinds.base import Context
 from reconciler.kinds.environment.hooks import http_probe, run_check, run_hook
 from reconciler.kinds.environment.model import Check, EnvironmentSpec, Hook
 from reconciler.kinds.environment.releases import Layout, read_manifest
 from reconciler.kinds.environment.services import Services
-from reconciler.kinds.health.model import CommandCheck, HealthCheck, HttpCheck
 from reconciler.specs import Resource
 
 

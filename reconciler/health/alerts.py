@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from reconciler.kinds.health.model import Escalate
+from reconciler.health.model import Escalate
 from reconciler.redaction import Redactor
 
 

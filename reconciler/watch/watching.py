@@ -17,19 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.engine.applying import ActionReport, Listener, locked_apply
-from reconciler.engine.healing import heal, next_due
-from reconciler.engine.health import check_health, policies
-from reconciler.engine.listener import HookServer
-from reconciler.engine.metrics import WatchMetrics
 from reconciler.engine.planning import hold_drift, load, make_plan
 from reconciler.engine.plans import Plan
 from reconciler.engine.sources import GitSpecSource, shown
 from reconciler.engine.status import WATCH_EVENTS
-from reconciler.engine.triggers import CommitPoller, Triggers, watch_directory
 from reconciler.engine.workspace import Workspace
 from reconciler.errors import LockHeld, ReconcilerError, SpecError
-from reconciler.kinds.health import policy_spec
+from reconciler.health.healing import heal, next_due
+from reconciler.health.kind import policy_spec
+from reconciler.health.policies import check_health, policies
 from reconciler.specs import SpecSet, spec_digest
+from reconciler.watch.listener import HookServer
+from reconciler.watch.metrics import WatchMetrics
+from reconciler.watch.triggers import CommitPoller, Triggers, watch_directory
 
 Log = Callable[[dict[str, Any]], None]
 _SETTLE_ATTEMPTS = 20  # loads of a specs directory that keeps changing before one is used

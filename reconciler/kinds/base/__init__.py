@@ -110,7 +110,7 @@ class Controller(Protocol):
     kind: ClassVar[str]
     spec_model: ClassVar[type[BaseModel]]
     observed_model: ClassVar[type[BaseModel]]
-    # op -> the model of that step (kinds/steps.py): a saved plan read back from a file is
+    # op -> the model of that step (kinds/base/steps.py): a saved plan read back from a file is
     # checked against it before it is compared with a plan made now.
     step_models: ClassVar[Mapping[str, type[BaseModel]]]
 

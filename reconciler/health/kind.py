@@ -1,8 +1,8 @@
 """The HealthPolicy kind: checks on an interval and remediations in order.
 
 A policy has nothing to apply of its own: `plan` is always a no-op with a reason. The
-checks and remediations run in `reconciler health`, `heal` and `watch` (engine.health,
-engine.healing), which read the policy's validated spec from here.
+checks and remediations run in `reconciler health`, `heal` and `watch` (health.policies,
+health.healing), which read the policy's validated spec from here.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from reconciler.health.model import HealthPolicySpec
 from reconciler.kinds.base import Action, ActionResult, Context, ResourcePlan
-from reconciler.kinds.health.model import HealthPolicySpec
 from reconciler.specs import Resource
 from reconciler.store import ResourceRecord
 

@@ -1,0 +1,1 @@
+"""Watch mode: triggers, the listener and its metrics, the continuous reconcile loop."""
