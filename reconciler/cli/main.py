@@ -31,8 +31,9 @@ from reconciler.cli.example import write_example
 from reconciler.cli.inspect import history, schema, state, status
 from reconciler.engine import rollback as rollbacks
 from reconciler.engine.applying import ActionReport, Listener, locked_apply
+from reconciler.engine.plancheck import load_plan
 from reconciler.engine.planning import load, make_plan
-from reconciler.engine.plans import Plan, load_plan
+from reconciler.engine.plans import Plan
 from reconciler.engine.staleness import check_current
 from reconciler.engine.workspace import Workspace
 from reconciler.errors import ReconcilerError, SpecError

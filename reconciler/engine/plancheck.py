@@ -11,11 +11,15 @@ the step and the field.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from reconciler.engine.plans import FORMAT_VERSION
+from reconciler.errors import StalePlan
 from reconciler.kinds.base import ChangeAction
 from reconciler.kinds.base.steps import Text, shown
 from reconciler.kinds.registry import Registry
@@ -126,3 +130,25 @@ def _field(loc: tuple[int | str, ...]) -> str:
         else:
             text += ("." if text else "") + part
     return text or "(step)"
+
+
+def load_plan(path: Path, registry: Registry) -> PlanFile:
+    """Read a saved plan, every field of every step checked. It is
+    only ever compared with a plan made now (engine/staleness.py), never applied as read."""
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+            version = data.get("format_version") if isinstance(data, dict) else None
+            raise StalePlan(f"{path}: plan format {version} is not supported")
+        saved = PlanFile.model_validate(data)
+    except (OSError, ValueError, RecursionError) as error:  # ValidationError: a ValueError
+        raise StalePlan(
+            f"{path}: refused, nothing was applied: not a readable saved plan: {described(error)}"
+        ) from None
+    problems = plan_problems(saved, registry)
+    if problems:
+        raise StalePlan(
+            f"{path}: refused, nothing was applied: the saved plan was edited or is damaged:\n  "
+            + "\n  ".join(problems)
+        )
+    return saved

@@ -1,4 +1,4 @@
-"""A plan: every resource's change, its JSON form (DESIGN.md 3.), and saved plan files."""
+"""A plan: every resource's change, its JSON form (DESIGN.md 3.), and how it is saved."""
 
 from __future__ import annotations
 
@@ -8,10 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.engine.plancheck import PlanFile, described, plan_problems
-from reconciler.errors import StalePlan
 from reconciler.kinds.base import Action, ChangeAction, KindHealth, Step
-from reconciler.kinds.registry import Registry
 
 FORMAT_VERSION = 1
 ACTIONS: tuple[ChangeAction, ...] = ("create", "update", "delete", "noop", "blocked")
@@ -96,25 +93,3 @@ class Plan:
         data["targets"] = list(self.targets)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def load_plan(path: Path, registry: Registry) -> PlanFile:
-    """Read a saved plan, every field of every step checked (engine/plancheck.py). It is
-    only ever compared with a plan made now (engine/staleness.py), never applied as read."""
-    try:
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
-            version = data.get("format_version") if isinstance(data, dict) else None
-            raise StalePlan(f"{path}: plan format {version} is not supported")
-        saved = PlanFile.model_validate(data)
-    except (OSError, ValueError, RecursionError) as error:  # ValidationError: a ValueError
-        raise StalePlan(
-            f"{path}: refused, nothing was applied: not a readable saved plan: {described(error)}"
-        ) from None
-    problems = plan_problems(saved, registry)
-    if problems:
-        raise StalePlan(
-            f"{path}: refused, nothing was applied: the saved plan was edited or is damaged:\n  "
-            + "\n  ".join(problems)
-        )
-    return saved
