@@ -373,10 +373,14 @@ def test_the_deployment_check_stops_waiting_once_the_service_has_exited(
 ) -> None:
     env_spec(
         ws,
-        verify='[{run: ["test", "-f", "ok"], retries: 30, interval: 1s}]',
+        # Each check run leaves a mark, so the service is killed only once the checks of
+        # `health` retry (a fixed delay lost that race on a loaded machine).
+        verify='[{run: [sh, -c, "touch ../../checked; test -f ok"], retries: 30, interval: 1s}]',
         extra=daemon_activate(ws, "touch $DIR/ok", leave=False),
     )
     assert ws.run("apply", "--yes").code == 0
+    checked = ws.root / "deploy" / "staging" / "checked"
+    checked.unlink()
     ws.write_spec(
         "policy.yaml",
         """
@@ -390,7 +394,15 @@ def test_the_deployment_check_stops_waiting_once_the_service_has_exited(
     )
     (ws.root / "deploy" / "staging" / "current" / "ok").unlink()  # the service stops answering
     pid = int((ws.root / "deploy" / "staging" / "service.pid").read_text())
-    threading.Timer(1.5, os.kill, (pid, signal.SIGKILL)).start()  # and then crashes
+
+    def crash_once_checked() -> None:  # and then crashes, while the checks retry
+        deadline = time.monotonic() + 60
+        while not checked.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        os.kill(pid, signal.SIGKILL)
+
+    threading.Thread(target=crash_once_checked, daemon=True).start()
     started = time.monotonic()
     result = ws.run("health", "--json")
     row = json.loads(result.stdout)["resources"][0]
