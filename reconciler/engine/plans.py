@@ -10,7 +10,8 @@ from typing import Any
 
 from reconciler.engine.plancheck import PlanFile, described, plan_problems
 from reconciler.errors import StalePlan
-from reconciler.kinds.base import Action, ChangeAction, KindHealth, Step
+from reconciler.kinds.base import Action, ChangeAction, KindHealth
+from reconciler.kinds.base import Step as Step  # re-exported: the cli renders steps
 from reconciler.kinds.registry import Registry
 
 FORMAT_VERSION = 1
