@@ -15,9 +15,10 @@ from reconciler.cli.main import cli
 from reconciler.engine.planning import load
 from reconciler.engine.workspace import Workspace
 from reconciler.errors import ReconcilerError
+from reconciler.store import Store
 from tests.conftest import Workspace as CliWorkspace
 from tests.conftest import ok
-from tests.gitservers import make_bare
+from tests.gitservers import WorkRepo, git, make_bare
 
 
 def _write(directory: Path, name: str, text: str) -> None:
@@ -104,6 +105,31 @@ def test_parallelism_on_the_command_line_plans_and_applies(ws: CliWorkspace) -> 
     _mirror(ws.specs, "m", destination)
     ok(ws.run("plan", "--parallelism", "2"))
     ok(ws.run("apply", "--yes", "--parallelism", "1"))
+
+
+def test_a_taxonomy_commit_names_the_spec_commit_the_engine_ran_from(ws: CliWorkspace) -> None:
+    site = make_bare(ws.root / "site.git")
+    specs = WorkRepo.create(ws.root / "specrepo")
+    sha = specs.commit(
+        "specs",
+        {
+            "taxonomy.yaml": textwrap.dedent(
+                f"""\
+                apiVersion: reconciler/v1
+                kind: Taxonomy
+                metadata: {{name: docs}}
+                spec:
+                  terms: [{{id: a, label: A}}]
+                  targets: [{{repo: "{site}", path: taxonomy.json}}]
+                """
+            )
+        },
+    )
+    ok(ws.run("--specs", f"{specs.path}#main", "apply", "--yes"))
+    message = git("log", "-1", "--format=%B", "main", cwd=site).stdout
+    assert f"Spec commit: {sha}\n" in message
+    (version,) = Store(ws.state, read_only=True).versions("Taxonomy/docs")
+    assert version["meta"]["spec_commit"] == sha
 
 
 def test_pull_reaches_the_taxonomy_through_the_engine_with_the_same_messages(
