@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
@@ -9,7 +11,6 @@ from rich.console import Console
 
 from reconciler.engine.workspace import Workspace
 from reconciler.specs.types import parse_duration
-from reconciler.store import Store
 
 
 def _console(to_stderr: bool) -> Console:
@@ -24,20 +25,26 @@ stdout = _console(False)
 stderr = _console(True)
 
 
-def current_workspace() -> Workspace:
-    """The workspace the top-level options (`--specs`, `--state`) made for this invocation."""
-    found = click.get_current_context().find_object(Workspace)
-    assert found is not None
-    return found
+@dataclass(frozen=True)
+class TopOptions:
+    """The top-level options every command's workspace is built from."""
+
+    specs: str
+    state: Path
+
+
+def current_workspace(parallelism: int = 4, read_only: bool = False) -> Workspace:
+    """The workspace of this invocation, built from the top-level options (`--specs`,
+    `--state`) and the command's own; a command builds it once, after parsing."""
+    top = click.get_current_context().find_object(TopOptions)
+    assert top is not None
+    return Workspace(top.specs, top.state, parallelism=parallelism, read_only=read_only)
 
 
 def reading_workspace() -> Workspace:
     """The workspace for a command that only reads: its store is opened read-only, so the
     command works on a read-only mount and never takes a write lock."""
-    workspace = current_workspace()
-    if "store" not in vars(workspace):  # not opened yet (the cached property)
-        workspace.store = Store(workspace.state, read_only=True)
-    return workspace
+    return current_workspace(read_only=True)
 
 
 def seconds(text: str, option: str, positive: bool = False) -> float:

@@ -20,6 +20,7 @@ import click
 
 from reconciler.cli import render
 from reconciler.cli.context import (
+    TopOptions,
     current_workspace,
     parallelism_option,
     seconds,
@@ -35,7 +36,6 @@ from reconciler.engine.plancheck import load_plan
 from reconciler.engine.planning import load, make_plan
 from reconciler.engine.plans import Plan
 from reconciler.engine.staleness import check_current
-from reconciler.engine.workspace import Workspace
 from reconciler.errors import ReconcilerError, SpecError
 from reconciler.redaction import printable
 
@@ -82,7 +82,7 @@ class LazyGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, specs: str, state: Path, verbose: bool) -> None:
     """reconciler: declarative GitOps reconciliation of mirrors, taxonomies and environments."""
-    ctx.obj = Workspace(specs=specs, state=state)
+    ctx.obj = TopOptions(specs, state)
 
 
 @cli.command()
@@ -130,8 +130,7 @@ def plan(
     parallelism: int,
 ) -> int:
     """Observe, diff and print the plan; changes nothing but the observation cache."""
-    workspace = current_workspace()
-    workspace.parallelism = parallelism
+    workspace = current_workspace(parallelism)
     result = make_plan(workspace, load(workspace), list(targets))
     if out is not None:
         result.save(out)
@@ -165,8 +164,7 @@ def apply(
     planfile: Path | None, yes: bool, lock_timeout: str, targets: tuple[str, ...], parallelism: int
 ) -> int:
     """Apply a fresh plan, or exactly a saved one (refused if stale)."""
-    workspace = current_workspace()
-    workspace.parallelism = parallelism
+    workspace = current_workspace(parallelism)
     timeout = seconds(lock_timeout, "--lock-timeout")
     if planfile is not None and targets:
         raise click.UsageError("--target cannot be combined with a saved plan")

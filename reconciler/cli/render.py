@@ -15,9 +15,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from reconciler.engine.applying import ActionReport, ApplyReport
-from reconciler.engine.plans import Change, Plan
+from reconciler.engine.plans import Change, Plan, Step
 from reconciler.engine.status import sync_of
-from reconciler.kinds.base import Step
 from reconciler.redaction import printable, printable_data
 
 SYMBOLS = {"create": "+", "update": "~", "delete": "-", "blocked": "!", "noop": " "}

@@ -6,10 +6,7 @@ import click
 from rich.markup import escape
 
 from reconciler.cli.context import current_workspace, stdout
-from reconciler.engine.planning import load
-from reconciler.errors import ReconcilerError
-from reconciler.kinds.taxonomy.model import TargetSpec, TaxonomySpec
-from reconciler.kinds.taxonomy.pulling import PullReport, check_pullable, pull_taxonomy
+from reconciler.engine.pulling import PullReport, UnknownTarget, pull_edits
 
 
 @click.group("taxonomy")
@@ -29,29 +26,12 @@ def taxonomy_group() -> None:
 def pull(name: str, target: str | None, dry_run: bool) -> int:
     """Bring the edits made in NAME's target files back into its spec file (keeping the
     file's comments and key order), ready to be committed."""
-    workspace = current_workspace()
-    specs = load(workspace)
-    resource = specs.by_address().get(f"Taxonomy/{name}")
-    if resource is None:
-        raise ReconcilerError(f"no Taxonomy named {name} in {specs.source}")
-    check_pullable(resource, specs.commit)
-    assert isinstance(resource.spec, TaxonomySpec)
-    chosen = _targets(resource.spec, target)
-    report = pull_taxonomy(resource, chosen, workspace.context(), write=not dry_run)
+    try:
+        report = pull_edits(current_workspace(), "Taxonomy", name, target, write=not dry_run)
+    except UnknownTarget as error:
+        raise click.BadParameter(str(error), param_hint="--target") from None
     _show(report, dry_run)
     return 0
-
-
-def _targets(spec: TaxonomySpec, wanted: str | None) -> list[TargetSpec]:
-    if wanted is None:
-        return list(spec.targets)
-    if wanted.isdigit() and int(wanted) < len(spec.targets):
-        return [spec.targets[int(wanted)]]
-    found = [t for t in spec.targets if wanted in (t.repo, t.unit)]
-    if not found:
-        known = ", ".join(f"{i}: {t.unit}" for i, t in enumerate(spec.targets))
-        raise click.BadParameter(f"no target {wanted!r} (targets: {known})", param_hint="--target")
-    return found
 
 
 def _show(report: PullReport, dry_run: bool) -> None:

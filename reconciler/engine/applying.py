@@ -101,7 +101,7 @@ def execute(
         report.blocked = _blocked(plan.changes)
         return report
     report.revision = store.begin_revision(trigger, plan.source, plan.commit, plan.digest)
-    run = _Run(workspace, report, resources, records, listener, replan, should_stop)
+    run = _Run(workspace, specs, report, resources, records, listener, replan, should_stop)
     for change in refresh:
         run.record_without_actions(change)
     run.run(work, graph)
@@ -151,6 +151,7 @@ class _Run:
     def __init__(
         self,
         workspace: Workspace,
+        specs: SpecSet,
         report: ApplyReport,
         resources: dict[str, Resource],
         records: dict[str, ResourceRecord],
@@ -163,6 +164,7 @@ class _Run:
         self.final: dict[str, Change] = {}  # changes as re-planned during the run
         self.ran: set[str] = set()  # resources that had actions in this run
         self.workspace = workspace
+        self.context = workspace.context(specs)
         self.store = workspace.store
         self.report = report
         self.resources = resources
@@ -259,7 +261,7 @@ class _Run:
         policy = self.workspace.retry
         for attempt in range(1, policy.attempts + 1):
             try:
-                return controller.apply(resource, action, self.workspace.context()), attempt
+                return controller.apply(resource, action, self.context), attempt
             except TemporaryError as error:
                 if attempt == policy.attempts:
                     return ActionResult("failed", f"{error} (after {attempt} attempts)"), attempt

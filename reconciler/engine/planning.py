@@ -14,7 +14,7 @@ from reconciler.engine.specdiff import changed_fields
 from reconciler.engine.status import observation_of
 from reconciler.engine.workspace import Workspace
 from reconciler.errors import ReconcilerError
-from reconciler.kinds.base import Action, ResourcePlan, fingerprint
+from reconciler.kinds.base import Action, Context, ResourcePlan, fingerprint
 from reconciler.specs import Resource, SpecSet
 from reconciler.store import ResourceRecord
 
@@ -31,7 +31,6 @@ def load(workspace: Workspace) -> SpecSet:
         for secret in resource.secrets():
             workspace.redact.add(secret)
     dependencies(specs, workspace.registry)
-    workspace.specs_loaded = specs
     return specs
 
 
@@ -43,9 +42,12 @@ def make_plan(workspace: Workspace, specs: SpecSet, targets: list[str] | None = 
     chosen = _chosen(graph, records, targets or [])
     resources = specs.by_address()
     order = [a for a in ordered(graph) if a in chosen]
+    context = workspace.context(specs)
     with ThreadPoolExecutor(max_workers=max(1, workspace.parallelism)) as pool:
         changes = list(
-            pool.map(lambda a: _plan_resource(workspace, resources[a], records.get(a)), order)
+            pool.map(
+                lambda a: _plan_resource(workspace, context, resources[a], records.get(a)), order
+            )
         )
     for change in changes:
         record = records.get(change.address)
@@ -90,17 +92,17 @@ def hold_drift(workspace: Workspace, plan: Plan, specs: SpecSet) -> tuple[Plan, 
 
 def replan(workspace: Workspace, specs: SpecSet, address: str) -> Change:
     """Observe and plan one resource again (its dependencies just changed the world)."""
-    change = _plan_resource(
-        workspace, specs.by_address()[address], workspace.store.resource(address)
-    )
+    resource = specs.by_address()[address]
+    record = workspace.store.resource(address)
+    change = _plan_resource(workspace, workspace.context(specs), resource, record)
     workspace.store.save_observation(observation_of(change, workspace.store.resource(address)))
     return change
 
 
-def observe(workspace: Workspace, resource: Resource) -> BaseModel:
+def observe(workspace: Workspace, context: Context, resource: Resource) -> BaseModel:
     """The controller's observation of one resource."""
     controller = workspace.registry[resource.kind]
-    return controller.observe(resource, workspace.context())
+    return controller.observe(resource, context)
 
 
 def _chosen(
@@ -116,11 +118,11 @@ def _chosen(
 
 
 def _plan_resource(
-    workspace: Workspace, resource: Resource, record: ResourceRecord | None
+    workspace: Workspace, context: Context, resource: Resource, record: ResourceRecord | None
 ) -> Change:
     controller = workspace.registry[resource.kind]
     try:
-        observed = observe(workspace, resource)
+        observed = observe(workspace, context, resource)
     except ReconcilerError as error:
         reason = workspace.redact(f"cannot observe: {error}")
         verdict = ResourcePlan("blocked", reason, notes=({"op": "blocked", "reason": reason},))

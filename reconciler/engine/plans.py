@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.kinds.base import Action, ChangeAction, KindHealth, Step
+from reconciler.kinds.base import Action, ChangeAction, KindHealth
+from reconciler.kinds.base import Step as Step  # re-exported: the cli renders steps
 
 FORMAT_VERSION = 1
 ACTIONS: tuple[ChangeAction, ...] = ("create", "update", "delete", "noop", "blocked")

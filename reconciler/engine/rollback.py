@@ -32,7 +32,7 @@ def rollback(
         entry = store.journal_add(revision, address, "rollback", [{"op": "rollback", "to": to}])
         store.journal_start(entry)
         try:
-            result = controller.rollback(resource, record, to, workspace.context())
+            result = controller.rollback(resource, record, to, workspace.context(specs))
         except ReconcilerError as error:  # refused before anything changed: record stays as is
             message = workspace.redact(str(error))
             store.record_result(entry, "failed", 1, message, {}, None, [])

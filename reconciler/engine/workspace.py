@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
-from reconciler.git import GitRunner
-from reconciler.kinds.base import Context
+from reconciler.errors import ReconcilerError
+from reconciler.git import GitRunner, Remote
+from reconciler.kinds.base import Context, RepositoryProvider
 from reconciler.kinds.registry import Registry, default_registry
 from reconciler.redaction import Redactor
-from reconciler.specs import SpecSet
+from reconciler.specs import Resource, SpecSet
 from reconciler.store import Store
 
 
@@ -30,16 +31,17 @@ class RetryPolicy:
         return raw * (0.8 + 0.4 * jitter)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Workspace:
-    """One invocation's settings, and the objects built from them."""
+    """One invocation's settings, given whole at construction, and the objects built from
+    them (opened on first use)."""
 
     specs: str = "specs"
     state: Path = Path("state/reconciler.db")
     parallelism: int = 4
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     progress: Callable[[str], None] = field(default=lambda _message: None)
-    specs_loaded: SpecSet | None = None
+    read_only: bool = False  # the store is opened read-only (commands that only read)
 
     @cached_property
     def redact(self) -> Redactor:
@@ -52,7 +54,8 @@ class Workspace:
         return default_registry()
 
     def __post_init__(self) -> None:
-        self.state = self.state.absolute()  # caches recorded in the store stay findable
+        # Absolute: caches recorded in the store stay findable.
+        object.__setattr__(self, "state", self.state.absolute())
 
     @property
     def state_dir(self) -> Path:
@@ -61,22 +64,36 @@ class Workspace:
 
     @cached_property
     def store(self) -> Store:
-        """The state store, opened (and migrated) on first use."""
-        return Store(self.state)
+        """The state store, opened (and migrated, unless read-only) on first use."""
+        return Store(self.state, read_only=self.read_only)
 
     @cached_property
     def git(self) -> GitRunner:
         """The git runner, with its askpass helper under the cache directory."""
         return GitRunner(self.state_dir / "cache", self.redact)
 
-    def context(self) -> Context:
-        """The context handed to controllers."""
+    def context(self, specs: SpecSet) -> Context:
+        """The context handed to controllers working on `specs`."""
+        resources = specs.by_address()
         return Context(
             state_dir=self.state_dir,
             git=self.git,
             redact=self.redact,
             store=self.store,
-            resources=self.specs_loaded.by_address() if self.specs_loaded else {},
+            resources=resources,
+            spec_commit=specs.commit,
             parallelism=self.parallelism,
             progress=self.progress,
+            repositories=partial(served_repository, self.registry, resources),
         )
+
+
+def served_repository(
+    registry: Registry, resources: Mapping[str, Resource], address: str, name: str
+) -> Remote:
+    """The repository `name` that the resource at `address` serves, asked of its kind."""
+    resource = resources.get(address)
+    controller = registry[resource.kind] if resource is not None else None
+    if resource is None or not isinstance(controller, RepositoryProvider):
+        raise ReconcilerError(f"no {address} in the specs")
+    return controller.repository(resource, name)

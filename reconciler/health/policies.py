@@ -127,7 +127,7 @@ def _policy_health(
     shared = [probe(c, policy.base_dir) for c in spec.checks if c.type in ("http", "command")]
     changes = {c.address: c for c in plan.changes} if plan else {}
     return [
-        _resource_health(workspace, policy.name, spec, r, changes[r.address], shared)
+        _resource_health(workspace, specs, policy.name, spec, r, changes[r.address], shared)
         for r in resources
         if r.address in changes
     ]
@@ -135,6 +135,7 @@ def _policy_health(
 
 def _resource_health(
     workspace: Workspace,
+    specs: SpecSet,
     policy: str,
     spec: HealthPolicySpec,
     resource: Resource,
@@ -153,7 +154,7 @@ def _resource_health(
         elif check.type == "drift":
             results.append(_drift(change))
         elif check.type == "deployment":
-            results.append(deployment_check(resource, workspace.context()))
+            results.append(deployment_check(resource, workspace.context(specs)))
         elif check.type == "taxonomy":
             results.append(_taxonomy(resource, change))
     results += shared

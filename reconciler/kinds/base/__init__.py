@@ -7,14 +7,15 @@ except with TemporaryError (worth a retry) or another ReconcilerError (final).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
-from reconciler.git import GitRunner
+from reconciler.errors import ReconcilerError
+from reconciler.git import GitRunner, Remote
 from reconciler.redaction import Redactor
 from reconciler.specs import Resource
 from reconciler.specs.envelope import canonical_digest
@@ -29,22 +30,35 @@ Outcome = Literal["done", "partial", "failed"]
 INFORMATIVE_OPS = frozenset({"blocked", "skip", "noop"})
 
 
+def _no_repository(address: str, _name: str) -> Remote:
+    raise ReconcilerError(f"no {address} in the specs")
+
+
 @dataclass(frozen=True)
 class Context:
-    """What controllers may use: directories, git, the redactor, limits. No globals."""
+    """What controllers may use: directories, git, the redactor, limits, the specs of this
+    run. No globals; built whole by the engine for one run, never changed after."""
 
     state_dir: Path
     git: GitRunner
     redact: Redactor
     store: Store  # read it freely; write only versions (the engine records everything else)
     resources: Mapping[str, Resource] = field(default_factory=dict)  # every loaded spec
+    spec_commit: str | None = None  # the commit the specs were read from (None: a directory)
     parallelism: int = 4
     progress: Callable[[str], None] = field(default=lambda _message: None)
+    # (address, name) -> that resource's repository, asked of its kind (RepositoryProvider).
+    repositories: Callable[[str, str], Remote] = field(default=_no_repository)
 
     @property
     def cache_dir(self) -> Path:
         """Where kinds keep caches (git objects, exports) between runs."""
         return self.state_dir / "cache"
+
+    def repository(self, address: str, name: str) -> Remote:
+        """The repository `name` the resource at `address` serves (a Mirror's destination),
+        so a kind can use another kind's repository without knowing that kind."""
+        return self.repositories(address, name)
 
 
 @dataclass(frozen=True)
@@ -155,4 +169,54 @@ class Claimer(Protocol):
     def claims(self, resource: Resource) -> dict[str, str]:
         """Each thing written, as a phrase (`the file REPO@BRANCH:PATH`) -> the field that
         names it (for error messages)."""
+        ...
+
+
+@runtime_checkable
+class RepositoryProvider(Protocol):
+    """Optional capability: repositories a resource serves under a name, for other kinds
+    (an Environment deploys from a Mirror's destination)."""
+
+    def repository(self, resource: Resource, name: str) -> Remote:
+        """The repository `name` as served by `resource` (URL or path, with its credentials)."""
+        ...
+
+
+class PullReport(Protocol):
+    """What a pull took back into the spec file, what it left, and what it could not read."""
+
+    @property
+    def file(self) -> Path:
+        """The spec file written (or that a dry run would write)."""
+        ...
+
+    @property
+    def taken(self) -> Sequence[str]:
+        """The edits taken into the spec, one line each."""
+        ...
+
+    @property
+    def kept(self) -> Sequence[str]:
+        """The edits left alone because the spec changed the same thing."""
+        ...
+
+    @property
+    def skipped(self) -> Sequence[str]:
+        """The targets that could not be read, each with why."""
+        ...
+
+
+class UnknownTarget(ReconcilerError):
+    """A pull's `--target` names none of the resource's targets."""
+
+
+@runtime_checkable
+class Puller(Protocol):
+    """Optional capability: bring the edits made downstream back into the spec file."""
+
+    def pull(
+        self, resource: Resource, target: str | None, context: Context, write: bool
+    ) -> PullReport:
+        """Take the edits of the targets (all, or the one `target` names: UnknownTarget if
+        none) into the resource's spec file; with `write` False only report them."""
         ...

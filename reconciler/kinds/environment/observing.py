@@ -13,7 +13,6 @@ from reconciler.git import ObjectCache, Remote, list_refs, peel_to_commit
 from reconciler.kinds.base import Context
 from reconciler.kinds.environment.model import EnvironmentSpec
 from reconciler.kinds.environment.releases import Layout, drift, read_failure, read_manifest
-from reconciler.kinds.mirror.model import MirrorSpec
 from reconciler.specs import Resource
 
 _SHA = re.compile(r"^[0-9a-f]{7,40}\Z")
@@ -49,10 +48,7 @@ def source_remote(resource: Resource, context: Context) -> Remote:
     spec = _spec(resource)
     if spec.source.mirror is None:
         return spec.source.remote()
-    mirror = context.resources.get(f"Mirror/{spec.source.mirror}")
-    if mirror is None or not isinstance(mirror.spec, MirrorSpec):
-        raise ReconcilerError(f"no Mirror/{spec.source.mirror} in the specs")
-    return mirror.spec.destinations[0].remote(spec.source.repo)
+    return context.repository(f"Mirror/{spec.source.mirror}", spec.source.repo)
 
 
 def source_cache(resource: Resource, context: Context) -> ObjectCache:

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel
 
+from reconciler.git import Remote
 from reconciler.kinds.base import Action, ActionResult, Context, ResourcePlan
 from reconciler.kinds.mirror.applying import apply_destination
 from reconciler.kinds.mirror.model import MirrorSpec
@@ -44,6 +45,11 @@ class MirrorController:
     def apply(self, resource: Resource, action: Action, context: Context) -> ActionResult:
         """Bring one destination to its source."""
         return apply_destination(_spec(resource), action, context)
+
+    def repository(self, resource: Resource, name: str) -> Remote:
+        """The repository `name` at the Mirror's first destination (where an Environment with
+        `source.mirror` deploys from)."""
+        return _spec(resource).destinations[0].remote(name)
 
 
 def _spec(resource: Resource) -> MirrorSpec:

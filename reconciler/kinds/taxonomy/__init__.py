@@ -8,12 +8,20 @@ from typing import ClassVar
 
 from pydantic import BaseModel
 
-from reconciler.kinds.base import Action, ActionResult, Context, ResourcePlan
+from reconciler.kinds.base import (
+    Action,
+    ActionResult,
+    Context,
+    PullReport,
+    ResourcePlan,
+    UnknownTarget,
+)
 from reconciler.kinds.taxonomy.applying import apply_target
-from reconciler.kinds.taxonomy.model import TaxonomySpec
+from reconciler.kinds.taxonomy.model import TargetSpec, TaxonomySpec
 from reconciler.kinds.taxonomy.observed import TaxonomyObserved
 from reconciler.kinds.taxonomy.observing import observe_taxonomy
 from reconciler.kinds.taxonomy.planning import plan_taxonomy
+from reconciler.kinds.taxonomy.pulling import check_pullable, pull_taxonomy
 from reconciler.kinds.taxonomy.rollback import rollback_taxonomy
 from reconciler.kinds.taxonomy.steps import STEP_MODELS
 from reconciler.specs import Resource
@@ -58,8 +66,29 @@ class TaxonomyController:
         """Re-apply an earlier version to every target (the engine then pins it)."""
         return rollback_taxonomy(resource, spec_of(resource), record, to, context)
 
+    def pull(
+        self, resource: Resource, target: str | None, context: Context, write: bool
+    ) -> PullReport:
+        """Take the downstream edits of every target, or of the one `target` names (its
+        position in spec.targets or its repo), into the spec file; see pulling.py."""
+        check_pullable(resource, context.spec_commit)
+        chosen = _targets(spec_of(resource), target)
+        return pull_taxonomy(resource, chosen, context, write=write)
+
 
 def spec_of(resource: Resource) -> TaxonomySpec:
     """The resource's spec, typed."""
     assert isinstance(resource.spec, TaxonomySpec)
     return resource.spec
+
+
+def _targets(spec: TaxonomySpec, wanted: str | None) -> list[TargetSpec]:
+    if wanted is None:
+        return list(spec.targets)
+    if wanted.isdigit() and int(wanted) < len(spec.targets):
+        return [spec.targets[int(wanted)]]
+    found = [t for t in spec.targets if wanted in (t.repo, t.unit)]
+    if not found:
+        known = ", ".join(f"{i}: {t.unit}" for i, t in enumerate(spec.targets))
+        raise UnknownTarget(f"no target {wanted!r} (targets: {known})")
+    return found

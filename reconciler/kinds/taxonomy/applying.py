@@ -93,22 +93,16 @@ def record_version(address: str, name: str, terms: Taxonomy, context: Context) -
     latest = context.store.versions(address)
     if latest and latest[0]["digest"] == canonical_digest(content):
         return int(latest[0]["version"])
-    meta: dict[str, Any] = {"terms": len(terms), "spec_commit": spec_commit(context)}
+    meta: dict[str, Any] = {"terms": len(terms), "spec_commit": context.spec_commit}
     previous = context.store.version(address, int(latest[0]["version"])) if latest else None
     changes = describe(from_content(previous["content"]) if previous else {}, terms)
     meta["changes"] = {category: len(ids) for category, ids in changes.items()}
     return context.store.add_version(address, content, meta)
 
 
-def spec_commit(context: Context) -> str | None:
-    """The commit of the specs this apply runs from (the revision the engine opened)."""
-    rows = context.store.revisions(limit=1)
-    return rows[0]["specs_commit"] if rows and rows[0]["outcome"] == "running" else None
-
-
 def commit_message(name: str, what: str, merged: TargetMerge, context: Context) -> str:
     """`taxonomy NAME: version 3`, what changed, and the spec commit."""
-    commit = spec_commit(context) or "none (specs read from a directory)"
+    commit = context.spec_commit or "none (specs read from a directory)"
     return (
         f"taxonomy {name}: {what}\n\n"
         f"{len(merged.result.terms)} terms: {counts(what_changed(merged))}\n"
