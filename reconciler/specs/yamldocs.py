@@ -25,6 +25,7 @@ MAX_DEPTH = 100  # deeper documents are refused before recursion (parser, pydant
 # counted: a large spec without aliases is not limited.
 MAX_ALIAS_NODES = 100_000
 MAX_ALIAS_BYTES = 10_000_000
+Loc = tuple[str | int, ...]  # a field's path: `('spec', 'destinations', 0, 'url')`
 
 
 class Document(NamedTuple):
@@ -272,7 +273,7 @@ def too_deep(document: Any, fallback: int) -> int | None:
     return None
 
 
-def line_of(node: Any, path: tuple[str | int, ...], fallback: int) -> int:
+def line_of(node: Any, path: Loc, fallback: int) -> int:
     """The line of the deepest part of `path` that exists in `node` (1-based)."""
     line = fallback
     for part in path:
@@ -286,6 +287,18 @@ def line_of(node: Any, path: tuple[str | int, ...], fallback: int) -> int:
             line = int(position[0]) + 1
         node = node[part]
     return line
+
+
+def field_lines(node: Any, loc: Loc = (), depth: int = 3) -> dict[str, int]:
+    """`field.path` -> line of the mappings' keys down to `depth` levels (for later messages)."""
+    found: dict[str, int] = {}
+    if depth == 0 or not isinstance(node, CommentedMap):
+        return found
+    for key in node:
+        here = (*loc, str(key))
+        found[field_path(here)] = line_of(node, (key,), 0)
+        found.update(field_lines(node[key], here, depth - 1))
+    return found
 
 
 def _hashable(value: Any) -> bool:
@@ -318,7 +331,7 @@ def to_plain(node: Any) -> Any:
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_$-]+")
 
 
-def field_path(loc: tuple[str | int, ...]) -> str:
+def field_path(loc: Loc) -> str:
     """`('spec', 'destinations', 0, 'url')` -> `spec.destinations[0].url`; a key that is not
     a plain name is quoted (`spec["a b"]`, `spec["\\n"]`), so a message stays one line."""
     text = ""
