@@ -58,31 +58,33 @@ def read_documents(text: str) -> list[Document]:
             warnings.simplefilter("ignore", YAMLWarning)  # nothing for the user to act on
             warnings.simplefilter("error", ReusedAnchorWarning)  # `&a` twice: which one is meant?
             return list(_documents(text))
-    except MarkedYAMLError as error:
-        raise YamlSyntaxError(_syntax_message(error), _syntax_line(error, text)) from None
-    except ReusedAnchorWarning as warning:
-        anchor, line = _reused_anchor(str(warning))
-        raise YamlSyntaxError(
+    except (YAMLError, ReusedAnchorWarning, RecursionError, TypeError) as error:
+        raise _syntax_error(error, text) from None
+
+
+def _syntax_error(error: Exception, text: str) -> YamlSyntaxError:
+    """What the parser's error means, in one line, with the line it is about."""
+    if isinstance(error, MarkedYAMLError):
+        return YamlSyntaxError(_syntax_message(error), _syntax_line(error, text))
+    if isinstance(error, ReusedAnchorWarning):
+        anchor, line = _reused_anchor(str(error))
+        return YamlSyntaxError(
             f"invalid YAML: anchor &{anchor} is defined twice; give each anchor its own name",
             line,
-        ) from None
-    except ReaderError as error:
-        line = text.count("\n", 0, max(0, int(error.position))) + 1
-        raise YamlSyntaxError(
+        )
+    if isinstance(error, ReaderError):
+        return YamlSyntaxError(
             f"invalid YAML: control character {_codepoint(error.character)} is not allowed",
-            line,
-        ) from None
-    except RecursionError:
-        raise YamlSyntaxError(
-            f"invalid YAML: nested deeper than {MAX_DEPTH} levels", _deep_flow_line(text)
-        ) from None
-    except TypeError:  # ruamel cannot build a key like `? [{a: 1}]` (an unhashable mapping)
-        raise YamlSyntaxError(
-            "invalid YAML: a mapping key may not be a list or a mapping", _complex_key_line(text)
-        ) from None
-    except YAMLError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
-        raise YamlSyntaxError(f"invalid YAML: {first}", None) from None
+            text.count("\n", 0, max(0, int(error.position))) + 1,
+        )
+    if isinstance(error, RecursionError):
+        message = f"invalid YAML: nested deeper than {MAX_DEPTH} levels"
+        return YamlSyntaxError(message, _deep_flow_line(text))
+    if isinstance(error, TypeError):  # ruamel cannot build a key like `? [{a: 1}]` (unhashable)
+        message = "invalid YAML: a mapping key may not be a list or a mapping"
+        return YamlSyntaxError(message, _complex_key_line(text))
+    first = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
+    return YamlSyntaxError(f"invalid YAML: {first}", None)
 
 
 def _documents(text: str) -> Iterator[Document]:
