@@ -25,6 +25,7 @@ MAX_DEPTH = 100  # deeper documents are refused before recursion (parser, pydant
 # counted: a large spec without aliases is not limited.
 MAX_ALIAS_NODES = 100_000
 MAX_ALIAS_BYTES = 10_000_000
+Loc = tuple[str | int, ...]  # a field's path: `('spec', 'destinations', 0, 'url')`
 
 
 class Document(NamedTuple):
@@ -57,31 +58,33 @@ def read_documents(text: str) -> list[Document]:
             warnings.simplefilter("ignore", YAMLWarning)  # nothing for the user to act on
             warnings.simplefilter("error", ReusedAnchorWarning)  # `&a` twice: which one is meant?
             return list(_documents(text))
-    except MarkedYAMLError as error:
-        raise YamlSyntaxError(_syntax_message(error), _syntax_line(error, text)) from None
-    except ReusedAnchorWarning as warning:
-        anchor, line = _reused_anchor(str(warning))
-        raise YamlSyntaxError(
+    except (YAMLError, ReusedAnchorWarning, RecursionError, TypeError) as error:
+        raise _syntax_error(error, text) from None
+
+
+def _syntax_error(error: Exception, text: str) -> YamlSyntaxError:
+    """What the parser's error means, in one line, with the line it is about."""
+    if isinstance(error, MarkedYAMLError):
+        return YamlSyntaxError(_syntax_message(error), _syntax_line(error, text))
+    if isinstance(error, ReusedAnchorWarning):
+        anchor, line = _reused_anchor(str(error))
+        return YamlSyntaxError(
             f"invalid YAML: anchor &{anchor} is defined twice; give each anchor its own name",
             line,
-        ) from None
-    except ReaderError as error:
-        line = text.count("\n", 0, max(0, int(error.position))) + 1
-        raise YamlSyntaxError(
+        )
+    if isinstance(error, ReaderError):
+        return YamlSyntaxError(
             f"invalid YAML: control character {_codepoint(error.character)} is not allowed",
-            line,
-        ) from None
-    except RecursionError:
-        raise YamlSyntaxError(
-            f"invalid YAML: nested deeper than {MAX_DEPTH} levels", _deep_flow_line(text)
-        ) from None
-    except TypeError:  # ruamel cannot build a key like `? [{a: 1}]` (an unhashable mapping)
-        raise YamlSyntaxError(
-            "invalid YAML: a mapping key may not be a list or a mapping", _complex_key_line(text)
-        ) from None
-    except YAMLError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
-        raise YamlSyntaxError(f"invalid YAML: {first}", None) from None
+            text.count("\n", 0, max(0, int(error.position))) + 1,
+        )
+    if isinstance(error, RecursionError):
+        message = f"invalid YAML: nested deeper than {MAX_DEPTH} levels"
+        return YamlSyntaxError(message, _deep_flow_line(text))
+    if isinstance(error, TypeError):  # ruamel cannot build a key like `? [{a: 1}]` (unhashable)
+        message = "invalid YAML: a mapping key may not be a list or a mapping"
+        return YamlSyntaxError(message, _complex_key_line(text))
+    first = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
+    return YamlSyntaxError(f"invalid YAML: {first}", None)
 
 
 def _documents(text: str) -> Iterator[Document]:
@@ -272,7 +275,7 @@ def too_deep(document: Any, fallback: int) -> int | None:
     return None
 
 
-def line_of(node: Any, path: tuple[str | int, ...], fallback: int) -> int:
+def line_of(node: Any, path: Loc, fallback: int) -> int:
     """The line of the deepest part of `path` that exists in `node` (1-based)."""
     line = fallback
     for part in path:
@@ -286,6 +289,18 @@ def line_of(node: Any, path: tuple[str | int, ...], fallback: int) -> int:
             line = int(position[0]) + 1
         node = node[part]
     return line
+
+
+def field_lines(node: Any, loc: Loc = (), depth: int = 3) -> dict[str, int]:
+    """`field.path` -> line of the mappings' keys down to `depth` levels (for later messages)."""
+    found: dict[str, int] = {}
+    if depth == 0 or not isinstance(node, CommentedMap):
+        return found
+    for key in node:
+        here = (*loc, str(key))
+        found[field_path(here)] = line_of(node, (key,), 0)
+        found.update(field_lines(node[key], here, depth - 1))
+    return found
 
 
 def _hashable(value: Any) -> bool:
@@ -318,7 +333,7 @@ def to_plain(node: Any) -> Any:
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_$-]+")
 
 
-def field_path(loc: tuple[str | int, ...]) -> str:
+def field_path(loc: Loc) -> str:
     """`('spec', 'destinations', 0, 'url')` -> `spec.destinations[0].url`; a key that is not
     a plain name is quoted (`spec["a b"]`, `spec["\\n"]`), so a message stays one line."""
     text = ""
