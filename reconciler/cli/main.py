@@ -268,12 +268,12 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _interrupted(_signum: int, _frame: FrameType | None) -> None:
-    """SIGTERM or SIGINT: end the hooks running now (each in its own session, they would not
-    get the signal), then unwind as an interrupt. Hooks never ran if their module is not
-    loaded. `watch` replaces this with its own graceful stop."""
-    hooks = sys.modules.get("reconciler.kinds.environment.hooks")
-    if hooks is not None:
-        hooks.stop_hooks()
+    """SIGTERM or SIGINT: end the hooks and checks running now (each in its own session,
+    they would not get the signal), then unwind as an interrupt. None ran if their module is
+    not loaded. `watch` replaces this with its own graceful stop."""
+    processes = sys.modules.get("reconciler.processes")
+    if processes is not None:
+        processes.stop_all()
     raise KeyboardInterrupt
 
 

@@ -146,9 +146,9 @@ def heal_command(dry_run: bool, as_json: bool) -> int:
 )
 def metrics(fmt: str) -> int:
     """Success rates, timings and resources per health, computed from the store."""
-    store = current_workspace().store
+    workspace = current_workspace()
     if fmt == "json":
-        render.print_json(stdout, store_metrics(store))
+        render.print_json(stdout, store_metrics(workspace.store, workspace.registry))
     else:
-        sys.stdout.write(prometheus_text(store))
+        sys.stdout.write(prometheus_text(workspace.store, workspace.registry))
     return 0

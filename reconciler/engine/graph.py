@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 
 from reconciler.errors import SpecError, SpecProblem
-from reconciler.kinds.base import Claimer
+from reconciler.kinds.base import Claimer, Referrer
 from reconciler.kinds.registry import Registry
 from reconciler.specs import Resource, SpecSet
 
@@ -22,7 +22,9 @@ def dependencies(specs: SpecSet, registry: Registry) -> dict[str, set[str]]:
     fields: dict[tuple[str, str], str] = {}
     for address, resource in resources.items():
         wanted = dict.fromkeys(resource.depends_on, "metadata.dependsOn")
-        wanted.update(registry[resource.kind].references(resource))
+        controller = registry[resource.kind]
+        if isinstance(controller, Referrer):
+            wanted.update(controller.references(resource))
         for target, field in wanted.items():
             fields[(address, target)] = field
             if target not in resources:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from reconciler.engine.applying import locked_apply
@@ -21,9 +21,12 @@ from reconciler.engine.rollback import rollback
 from reconciler.engine.workspace import Workspace
 from reconciler.errors import ReconcilerError
 from reconciler.health.alerts import send_alert
+from reconciler.health.clock import parse_stamp, stamp, utc_now
 from reconciler.health.kind import policy_spec
 from reconciler.health.model import HealthPolicySpec, RemediationStep
 from reconciler.health.policies import UNHEALTHY, HealthReport, ResourceHealth, policies
+from reconciler.kinds.base import Checker
+from reconciler.kinds.registry import Registry
 from reconciler.specs import SpecSet
 from reconciler.store.health import HealthRecords, Incident
 
@@ -59,7 +62,7 @@ def heal(
 def next_due(workspace: Workspace) -> datetime | None:
     """The earliest backoff deadline of an open incident (watch wakes up for it)."""
     stamps = [i.next_at for i in HealthRecords(workspace.store).open_incidents() if i.next_at]
-    return min((_parse(s) for s in stamps), default=None)
+    return min((parse_stamp(s) for s in stamps), default=None)
 
 
 class _Healer:
@@ -113,7 +116,7 @@ class _Healer:
             note = "; ".join(skipped) or "every remediation step ran"
             return self._action(health, "none", attempts, "exhausted", f"{note}; awaiting recovery")
         step = spec.remediation[index]
-        if incident.next_at and _parse(incident.next_at) > _now():
+        if incident.next_at and parse_stamp(incident.next_at) > utc_now():
             return self._action(
                 health, step.name, attempts, "waiting", f"not before {incident.next_at}"
             )
@@ -133,15 +136,15 @@ class _Healer:
         if step.retry is None or attempts >= step.retry.attempts:
             return None  # the next step need not wait for a retry that will not come
         delay = step.retry.delay(attempts, random.random())
-        return _stamp(_now() + timedelta(seconds=delay))
+        return stamp(utc_now() + timedelta(seconds=delay))
 
     def _not_applicable(self, step: RemediationStep, incident: Incident) -> str | None:
         if step.escalate is not None and incident.alerted_at:
             return "alert already sent for this incident"
         if step.rollback is None:
             return None
-        if not incident.address.startswith("Environment/"):
-            return "only Environments roll back"
+        if not _heals_by_rollback(self.workspace.registry, _kind(incident.address)):
+            return "only " + " and ".join(_rollback_kinds(self.workspace.registry)) + " roll back"
         subject = self._failed_commit(incident.address)
         if subject and self.records.done_before(incident.address, "rollback", subject):
             return f"already rolled back from {subject[:7]} once (no rollback loops)"
@@ -185,11 +188,10 @@ class _Healer:
 
     def _failed_commit(self, address: str) -> str | None:
         record = self.workspace.store.resource(address)
-        for unit in record.state.values() if record else []:
-            if isinstance(unit, dict):
-                failed = unit.get("failed") or {}
-                return str(failed.get("sha") or unit.get("current_sha") or "") or None
-        return None
+        controller = self.workspace.registry[_kind(address)]
+        if record is None or not isinstance(controller, Checker):
+            return None
+        return controller.facts(record).failed_commit
 
     def _recover(
         self, spec: HealthPolicySpec, incident: Incident, health: ResourceHealth
@@ -217,6 +219,20 @@ class _Healer:
         )
 
 
+def _kind(address: str) -> str:
+    return address.partition("/")[0]
+
+
+def _heals_by_rollback(registry: Registry, kind: str) -> bool:
+    controller = registry[kind] if kind in registry.kinds() else None
+    return isinstance(controller, Checker) and controller.heals_by_rollback
+
+
+def _rollback_kinds(registry: Registry) -> list[str]:
+    """The kinds the `rollback` remediation applies to, in the plural (`Environments`)."""
+    return [f"{kind}s" for kind in registry.kinds() if _heals_by_rollback(registry, kind)]
+
+
 def _limit(step: RemediationStep) -> int:
     if step.retry is not None:
         return step.retry.attempts
@@ -234,17 +250,5 @@ def _alert(event: str, incident: Incident, health: ResourceHealth) -> dict[str, 
         "failing": health.failing,
         "issues": health.issues,
         "opened_at": incident.opened_at,
-        "at": _stamp(_now()),
+        "at": stamp(utc_now()),
     }
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _parse(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))

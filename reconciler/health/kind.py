@@ -17,6 +17,8 @@ from reconciler.kinds.base import Action, ActionResult, Context, ResourcePlan
 from reconciler.specs import Resource
 from reconciler.store import ResourceRecord
 
+POLICY_KIND = "HealthPolicy"
+
 
 class HealthPolicyObserved(BaseModel):
     """A policy observes nothing: its checks run apart from planning."""
@@ -27,9 +29,8 @@ class HealthPolicyObserved(BaseModel):
 class HealthPolicyController:
     """Validates policies; plans nothing (the checks run in `health` / `heal` / `watch`)."""
 
-    kind: ClassVar[str] = "HealthPolicy"
+    kind: ClassVar[str] = POLICY_KIND
     spec_model: ClassVar[type[BaseModel]] = HealthPolicySpec
-    observed_model: ClassVar[type[BaseModel]] = HealthPolicyObserved
     step_models: ClassVar[Mapping[str, type[BaseModel]]] = {}  # a policy plans no steps
 
     def references(self, resource: Resource) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -91,16 +91,29 @@ class CommandCheck(_Check):
     env: Env | None = None
 
 
-class DeploymentCheck(_Check):
+class KindCheck(_Check):
+    """A check the resource's kind answers (kinds.base.Checker); Healthy with
+    `not_applicable` on a resource whose kind does not."""
+
+    type: str
+    kind: ClassVar[str]  # the kind that answers it, for the selector's `kinds`
+    not_applicable: ClassVar[str]
+
+
+class DeploymentCheck(KindCheck):
     """Environments: the spec's `verify` checks, run against the current release."""
 
     type: Literal["deployment"]
+    kind: ClassVar[str] = "Environment"
+    not_applicable: ClassVar[str] = "not an environment"
 
 
-class TaxonomyCheck(_Check):
+class TaxonomyCheck(KindCheck):
     """Taxonomies: every target carries the current version and parses."""
 
     type: Literal["taxonomy"]
+    kind: ClassVar[str] = "Taxonomy"
+    not_applicable: ClassVar[str] = "not a taxonomy"
 
 
 HealthCheck = Annotated[
@@ -224,12 +237,14 @@ class HealthPolicySpec(BaseModel):
     @model_validator(mode="after")
     def _checks_fit_the_kinds(self) -> HealthPolicySpec:
         # `deployment` and `taxonomy` checks only mean something for their own kind.
-        own = {"deployment": "Environment", "taxonomy": "Taxonomy"}
         for index, check in enumerate(self.checks):
-            kind = own.get(check.type)
-            if kind is not None and self.selector.kinds and kind not in self.selector.kinds:
+            if (
+                isinstance(check, KindCheck)
+                and self.selector.kinds
+                and check.kind not in self.selector.kinds
+            ):
                 raise FieldError(
-                    f"a {check.type} check applies to {kind} resources only; "
+                    f"a {check.type} check applies to {check.kind} resources only; "
                     "the selector picks none",
                     "checks",
                     index,

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.engine.planning import make_plan
 from reconciler.engine.plans import Change, Plan
 from reconciler.engine.status import explained, health_of, waiting
 from reconciler.engine.workspace import Workspace
-from reconciler.health.kind import policy_spec
-from reconciler.health.model import HealthPolicySpec, SyncLagCheck
-from reconciler.health.probes import CheckResult, deployment_check, probe
+from reconciler.health.clock import parse_stamp, stamp, utc_now
+from reconciler.health.kind import POLICY_KIND, policy_spec
+from reconciler.health.model import HealthPolicySpec, KindCheck, SyncLagCheck
+from reconciler.health.probes import probe
+from reconciler.kinds.base import Checker, CheckResult, Planned, RecordFacts
 from reconciler.specs import Resource, SpecSet
 from reconciler.store import ResourceRecord
 from reconciler.store.health import HealthRecords
 
-POLICY_KIND = "HealthPolicy"
 RANK = {"Healthy": 0, "Suspended": 1, "Progressing": 2, "Unknown": 3, "Missing": 4, "Degraded": 5}
 UNHEALTHY = frozenset({"Degraded", "Missing", "Unknown"})
 
@@ -111,7 +111,7 @@ def check_health(
                 policy.name, health.address, health.status, health.message, health.to_json()
             )
             results.append(health)
-    return HealthReport(results, _now().isoformat(timespec="seconds").replace("+00:00", "Z"))
+    return HealthReport(results, stamp(utc_now(), "seconds"))
 
 
 def _policy_health(
@@ -153,16 +153,15 @@ def _resource_health(
             results.append(_sync_lag(check, change, record, lag))
         elif check.type == "drift":
             results.append(_drift(change))
-        elif check.type == "deployment":
-            results.append(deployment_check(resource, workspace.context(specs)))
-        elif check.type == "taxonomy":
-            results.append(_taxonomy(resource, change))
+        elif isinstance(check, KindCheck):
+            results.append(_kind_check(workspace, specs, check, resource, change))
     results += shared
     # Never applied: Missing says it all (drift and lag would only repeat it as Degraded).
     # Ties go to the later, more specific check rather than to `applied`.
     worst = (
         results[0] if base == "Missing" else max(reversed(results), key=lambda c: RANK[c.status])
     )
+    facts = _facts(workspace, resource, record)
     return ResourceHealth(
         policy=policy,
         address=resource.address,
@@ -171,9 +170,9 @@ def _resource_health(
         failing=worst.type if worst.status != "Healthy" else None,
         checks=results,
         last_sync=record.last_applied_at if record else None,
-        last_deploy=_last_deploy(record),
+        last_deploy=facts.last_deploy,
         lag_seconds=lag,
-        commit=_commit(record),
+        commit=facts.commit,
         issues=[c.message for c in results if c.status != "Healthy"],
     )
 
@@ -195,7 +194,7 @@ def _lag(change: Change, record: ResourceRecord | None) -> float | None:
         return 0.0
     if record is None or not record.last_applied_at:
         return None
-    return (_now() - _parse(record.last_applied_at)).total_seconds()
+    return (utc_now() - parse_stamp(record.last_applied_at)).total_seconds()
 
 
 def _sync_lag(
@@ -227,38 +226,20 @@ def _drift(change: Change) -> CheckResult:
     return CheckResult("drift", "Degraded", f"differs from the spec: {explained(change)}")
 
 
-def _taxonomy(resource: Resource, change: Change) -> CheckResult:
-    if resource.kind != "Taxonomy":
-        return CheckResult("taxonomy", "Healthy", "not a taxonomy")
-    if change.action == "noop":
-        return CheckResult("taxonomy", "Healthy", "every target carries the current version")
-    return CheckResult("taxonomy", "Degraded", explained(change))
+def _kind_check(
+    workspace: Workspace, specs: SpecSet, check: KindCheck, resource: Resource, change: Change
+) -> CheckResult:
+    """A check only some kinds answer, asked of the resource's kind."""
+    controller = workspace.registry[resource.kind]
+    answer = controller.checks.get(check.type) if isinstance(controller, Checker) else None
+    if answer is None:
+        return CheckResult(check.type, "Healthy", check.not_applicable)
+    return answer(resource, Planned(change.action, explained(change)), workspace.context(specs))
 
 
-def _last_deploy(record: ResourceRecord | None) -> str | None:
-    if record is None or record.kind != "Environment":
-        return None
-    releases = [
-        r
-        for unit in record.state.values()
-        if isinstance(unit, dict)
-        for r in unit.get("releases", [])
-    ]
-    return str(releases[-1].get("at")) if releases else None
-
-
-def _commit(record: ResourceRecord | None) -> str | None:
-    if record is None:
-        return None
-    for unit in record.state.values():
-        if isinstance(unit, dict) and unit.get("current_sha"):
-            return str(unit["current_sha"])
-    return None
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _parse(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+def _facts(workspace: Workspace, resource: Resource, record: ResourceRecord | None) -> RecordFacts:
+    """What only the resource's kind can read from its record (the commit it runs)."""
+    controller = workspace.registry[resource.kind]
+    if record is None or not isinstance(controller, Checker):
+        return RecordFacts()
+    return controller.facts(record)

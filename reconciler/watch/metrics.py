@@ -10,28 +10,34 @@ import math
 import statistics
 from collections import Counter as Tally
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from reconciler.health.clock import parse_stamp
+from reconciler.health.kind import POLICY_KIND
 from reconciler.health.policies import RANK
+from reconciler.kinds.base import Activity, Checker
+from reconciler.kinds.registry import Registry
 from reconciler.store import Store
 from reconciler.store.health import HealthRecords
 
-SYNC_KINDS = ("Mirror", "Taxonomy")
 
-
-def store_metrics(store: Store) -> dict[str, Any]:
+def store_metrics(store: Store, registry: Registry) -> dict[str, Any]:
     """Success rates and timings of syncs, deploys and remediations; resources per health."""
     timings = HealthRecords(store).journal_timings()
     outcomes = HealthRecords(store).remediation_outcomes()
     done, failed = outcomes.get("done", 0), outcomes.get("failed", 0)
+    kinds = {row["address"].partition("/")[0] for row in timings}
+    activities = {kind: _activity(registry, kind) for kind in kinds}
+    by_activity: dict[Activity | None, list[dict[str, Any]]] = {"sync": [], "deploy": []}
+    for row in timings:
+        by_activity.setdefault(activities[row["address"].partition("/")[0]], []).append(row)
     return {
-        "sync": _summary([t for t in timings if t["address"].split("/")[0] in SYNC_KINDS]),
-        "deploy": _summary([t for t in timings if t["address"].startswith("Environment/")]),
+        "sync": _summary(by_activity["sync"]),
+        "deploy": _summary(by_activity["deploy"]),
         "remediation": {"total": done + failed, "success_rate": _rate(done, done + failed)},
         "resources_by_health": resources_by_health(store),
     }
@@ -45,12 +51,18 @@ def resources_by_health(store: Store) -> dict[str, int]:
         verdicts[row["address"]] = max(old, row["status"], key=lambda s: RANK.get(s, 3))
     tally: Tally[str] = Tally()
     for record in store.resources():
-        if record.kind == "HealthPolicy":
+        if record.kind == POLICY_KIND:
             continue
         observation = store.observation(record.address)
         fallback = observation.health if observation else "Unknown"
         tally[verdicts.get(record.address, fallback)] += 1
     return dict(sorted(tally.items()))
+
+
+def _activity(registry: Registry, kind: str) -> Activity | None:
+    """Whether applying the kind is a sync or a deploy (None: neither, or a kind unknown)."""
+    controller = registry[kind] if kind in registry.kinds() else None
+    return controller.activity if isinstance(controller, Checker) else None
 
 
 def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -65,8 +77,7 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _seconds(row: dict[str, Any]) -> float:
-    start = datetime.fromisoformat(row["started_at"].replace("Z", "+00:00"))
-    end = datetime.fromisoformat(row["finished_at"].replace("Z", "+00:00"))
+    start, end = parse_stamp(row["started_at"]), parse_stamp(row["finished_at"])
     return max(0.0, (end - start).total_seconds())
 
 
@@ -82,12 +93,13 @@ def _rate(part: int, whole: int) -> float | None:
 class StoreCollector(Collector):
     """Exposes store_metrics() as Prometheus gauges."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, registry: Registry) -> None:
         self.store = store
+        self.registry = registry
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """Read the store and yield one family per figure."""
-        data = store_metrics(self.store)
+        data = store_metrics(self.store, self.registry)
         for name in ("sync", "deploy"):
             part = data[name]
             yield _gauge(f"reconciler_{name}_actions", f"{name} actions recorded", part["total"])
@@ -112,19 +124,19 @@ def _gauge(name: str, documentation: str, value: float | None) -> GaugeMetricFam
     return GaugeMetricFamily(name, documentation, value=math.nan if value is None else value)
 
 
-def prometheus_text(store: Store) -> str:
+def prometheus_text(store: Store, kinds: Registry) -> str:
     """`metrics --format prometheus`."""
     registry = CollectorRegistry()
-    registry.register(StoreCollector(store))
+    registry.register(StoreCollector(store, kinds))
     return generate_latest(registry).decode()
 
 
 class WatchMetrics:
     """The live metrics of one `watch` process, plus the store's, on one registry."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, kinds: Registry) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(StoreCollector(store))
+        self.registry.register(StoreCollector(store, kinds))
         self.reconciles = Counter(
             "reconciler_reconciles", "reconciles run", ["outcome"], registry=self.registry
         )

@@ -58,7 +58,7 @@ class Watcher:
         self.options = options
         self.log = log
         self.triggers = Triggers()
-        self.metrics = WatchMetrics(workspace.store)
+        self.metrics = WatchMetrics(workspace.store, workspace.registry)
         self.specs: SpecSet | None = None  # the last specs that loaded
         self.failures = 0
         self.checked: dict[str, float] = {}  # policy -> monotonic time of its last checks

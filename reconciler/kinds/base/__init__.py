@@ -123,15 +123,9 @@ class Controller(Protocol):
 
     kind: ClassVar[str]
     spec_model: ClassVar[type[BaseModel]]
-    observed_model: ClassVar[type[BaseModel]]
     # op -> the model of that step (kinds/base/steps.py): a saved plan read back from a file is
     # checked against it before it is compared with a plan made now.
     step_models: ClassVar[Mapping[str, type[BaseModel]]]
-
-    def references(self, resource: Resource) -> dict[str, str]:
-        """Addresses this resource depends on beyond `metadata.dependsOn`, each with the
-        field that names it (for error messages)."""
-        ...
 
     def observe(self, resource: Resource, context: Context) -> BaseModel:
         """Read the real world for this resource; never change it."""
@@ -219,4 +213,61 @@ class Puller(Protocol):
     ) -> PullReport:
         """Take the edits of the targets (all, or the one `target` names: UnknownTarget if
         none) into the resource's spec file; with `write` False only report them."""
+        ...
+
+
+@runtime_checkable
+class Referrer(Protocol):
+    """Optional capability: a resource depends on others its spec names (an Environment on
+    those it `requires`), beyond `metadata.dependsOn`."""
+
+    def references(self, resource: Resource) -> dict[str, str]:
+        """Each address depended on -> the field that names it (for error messages)."""
+        ...
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One health check's verdict on one resource."""
+
+    type: str
+    status: str  # Healthy | Progressing | Degraded | Missing | Unknown
+    message: str
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What a plan made now says of a resource, for a check that compares it with its spec."""
+
+    action: ChangeAction
+    reason: str  # with the reason of what blocks it
+
+
+@dataclass(frozen=True)
+class RecordFacts:
+    """What health reports of a resource that only its kind can read from its record."""
+
+    last_deploy: str | None = None  # when the last release was made
+    commit: str | None = None  # the commit running now
+    failed_commit: str | None = None  # the commit a rollback would move away from
+
+
+# Answers one check type for one resource, now.
+CheckFunction = Callable[[Resource, Planned, Context], CheckResult]
+# What applying a resource of the kind is, in `reconciler metrics`.
+Activity = Literal["sync", "deploy"]
+
+
+@runtime_checkable
+class Checker(Protocol):
+    """Optional capability: the kind answers health's questions about its own resources, so
+    health, healing and metrics never test a kind's name."""
+
+    # The policy check types only this kind answers (`deployment`), each with its answer.
+    checks: ClassVar[Mapping[str, CheckFunction]]
+    activity: ClassVar[Activity]
+    heals_by_rollback: ClassVar[bool]  # the `rollback` remediation applies to its resources
+
+    def facts(self, record: ResourceRecord) -> RecordFacts:
+        """The facts of the stored record that health reports and healing needs."""
         ...

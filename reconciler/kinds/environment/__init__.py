@@ -10,7 +10,16 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from reconciler.errors import PermanentError
-from reconciler.kinds.base import Action, ActionResult, Context, ResourcePlan
+from reconciler.kinds.base import (
+    Action,
+    ActionResult,
+    Activity,
+    CheckFunction,
+    Context,
+    RecordFacts,
+    ResourcePlan,
+)
+from reconciler.kinds.environment.checking import deployment_check, deployment_facts
 from reconciler.kinds.environment.deploying import (
     Deploy,
     confirm,
@@ -33,12 +42,15 @@ from reconciler.store import ResourceRecord, now
 
 
 class EnvironmentController:
-    """Observe links and manifests, plan a deploy, run it; roll back on request."""
+    """Observe links and manifests, plan a deploy, run it; roll back on request; answer the
+    `deployment` check and heal by rollback."""
 
     kind: ClassVar[str] = "Environment"
     spec_model: ClassVar[type[BaseModel]] = EnvironmentSpec
     step_models: ClassVar[Mapping[str, type[BaseModel]]] = STEP_MODELS
-    observed_model: ClassVar[type[BaseModel]] = EnvironmentObserved
+    checks: ClassVar[Mapping[str, CheckFunction]] = {"deployment": deployment_check}
+    activity: ClassVar[Activity] = "deploy"
+    heals_by_rollback: ClassVar[bool] = True
 
     def references(self, resource: Resource) -> dict[str, str]:
         """Required environments, and the Mirror a source names."""
@@ -51,6 +63,10 @@ class EnvironmentController:
     def claims(self, resource: Resource) -> dict[str, str]:
         """The target directory: one environment's releases and `current` per directory."""
         return {f"the directory {_spec(resource).target.path}": "spec.target.path"}
+
+    def facts(self, record: ResourceRecord) -> RecordFacts:
+        """The last deploy, the commit running now, the commit a rollback moves away from."""
+        return deployment_facts(record)
 
     def observe(self, resource: Resource, context: Context) -> BaseModel:
         """Resolve the ref; read `current`, the releases and their manifests."""

@@ -11,7 +11,7 @@ from typing import Any
 from reconciler.errors import PermanentError
 from reconciler.git import export_tree, tree_blobs
 from reconciler.kinds.base import Action, ActionResult, Context
-from reconciler.kinds.environment.hooks import Outcome, run_check, run_hook
+from reconciler.kinds.environment.hooks import run_check, run_hook
 from reconciler.kinds.environment.model import Check, EnvironmentSpec
 from reconciler.kinds.environment.planning import refusal
 from reconciler.kinds.environment.releases import (
@@ -25,6 +25,7 @@ from reconciler.kinds.environment.releases import (
     write_manifest,
 )
 from reconciler.kinds.environment.services import Services
+from reconciler.processes import Outcome
 from reconciler.store import now
 
 HISTORY_KEPT = 50

@@ -1,140 +1,20 @@
-"""Running hooks and checks: argument lists without a shell, timeouts that kill the whole
-process group, output captured into a bounded tail, HTTP probes with retries.
-
-A hook never inherits reconciler's environment (where credentials and the webhook secret
-live): it gets the variables of `minimal_environment()`, reconciler's own RECONCILER_*
-ones, and what the spec passes in `env:`. A hook runs in its own session so that a
-timeout can kill its whole group; `stop_hooks()` does the same when reconciler is told to
-stop (SIGTERM, SIGINT), and no hook starts after it.
-"""
+"""An Environment's hooks and checks, run through reconciler.processes: a hook gets the
+minimal environment, reconciler's own RECONCILER_* variables and what the spec passes in
+`env:`; a check retries as its spec says."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
-import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 from reconciler.kinds.environment.model import Check, Hook
-from reconciler.redaction import minimal_environment
-
-TAIL_BYTES = 4096
-
-_running: dict[int, subprocess.Popen[bytes]] = {}  # hooks now running, by process group
-_stopping = threading.Event()
-
-
-def stop_hooks() -> None:
-    """Kill the process group of every hook running now and let no new one start (called
-    from a signal handler: services an activate hook detached into their own session are
-    not in that group and keep running)."""
-    _stopping.set()
-    for group in list(_running):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(group, signal.SIGKILL)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a hook or check went; `detail` ends with the tail of its output."""
-
-    ok: bool
-    detail: str
-    final: bool = False  # a failure no retry can change (the program cannot even start)
-    stopped: bool = False  # ended by stop_hooks(): says nothing about the release
+from reconciler.processes import Outcome, http_get, retried, run
 
 
 def run_hook(hook: Hook, cwd: Path, env: Mapping[str, str]) -> Outcome:
-    """Run one command in `cwd` with the minimal environment, the hook's own `env:` and
-    `env` (reconciler's variables); fail on exit != 0 or timeout."""
-    if _stopping.is_set():
-        detail = f"{hook.run[0]} not started: reconciler is stopping"
-        return Outcome(False, detail, final=True, stopped=True)
-    environment = {**minimal_environment(), **(hook.env or {}), **env}
-    try:
-        process = subprocess.Popen(
-            hook.run,
-            cwd=cwd,
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # a timeout kills the hook's children too
-        )
-    except OSError as error:
-        return Outcome(False, f"cannot run {hook.run[0]}: {error.strerror or error}", final=True)
-    _running[process.pid] = process
-    try:
-        return _finish(hook, process)
-    except BaseException:  # interrupted (KeyboardInterrupt from a signal): end the group
-        _kill(process)
-        raise
-    finally:
-        _running.pop(process.pid, None)
-
-
-def _finish(hook: Hook, process: subprocess.Popen[bytes]) -> Outcome:
-    tail = _Tail(process)
-    seconds = hook.timeout.total_seconds()
-    try:
-        code = process.wait(timeout=seconds)
-    except subprocess.TimeoutExpired:
-        _kill(process)
-        tail.join()
-        return Outcome(False, f"{hook.run[0]} timed out after {seconds:g}s{tail.text()}")
-    tail.join()
-    if _stopping.is_set():
-        detail = f"{hook.run[0]} stopped: reconciler is stopping"
-        return Outcome(False, detail, final=True, stopped=True)
-    if code != 0:
-        # 126/127: the shell could not run the command (not executable, not found)
-        final = code in (126, 127)
-        return Outcome(False, f"{hook.run[0]} exited {code}{tail.text()}", final=final)
-    return Outcome(True, f"{hook.run[0]} ok")
-
-
-def _kill(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-
-
-class _Tail:
-    """Reads a process's output on a thread, keeping only the last TAIL_BYTES."""
-
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
-        self.buffer = bytearray()
-        self.stream = process.stdout
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        assert self.stream is not None
-        # The thread owns the pipe: it closes it at end of file, which a child left running
-        # in the background (a service an activate hook started) may delay indefinitely.
-        with self.stream:
-            descriptor = self.stream.fileno()
-            for chunk in iter(lambda: os.read(descriptor, 65536), b""):
-                self.buffer += chunk
-                del self.buffer[:-TAIL_BYTES]
-
-    def join(self) -> None:
-        """Wait briefly for the output the exited process left in the pipe; a background
-        child still holding the pipe open must not hold up the hook's outcome."""
-        self.thread.join(timeout=0.5)
-
-    def text(self) -> str:
-        text = self.buffer.decode(errors="replace").strip()
-        return f": ...{text[-800:]}" if text else ""
+    """Run one hook in `cwd` with its own `env:` and `env` (reconciler's variables)."""
+    return run(hook.run, cwd, hook.timeout, {**(hook.env or {}), **env})
 
 
 def run_check(
@@ -143,39 +23,13 @@ def run_check(
     env: Mapping[str, str],
     gone: Callable[[], str | None] | None = None,
 ) -> Outcome:
-    """Run a check, retrying `retries` times `interval` apart. A final failure (a program
-    that cannot start, a URL whose host does not resolve) ends the wait at once, and so
-    does `gone` saying why nothing can change any more (the service has exited)."""
-    outcome = Outcome(False, "not run")
-    for attempt in range(check.retries + 1):
-        if attempt:
-            time.sleep(check.interval.total_seconds())
-        outcome = http_probe(check) if check.http else run_hook(check.hook(), cwd, env)
-        if outcome.ok or outcome.final:
-            return outcome
-        reason = gone() if gone is not None and attempt < check.retries else None
-        if reason is not None:
-            return Outcome(False, f"{outcome.detail} ({reason}; not retried)", final=True)
-    return outcome
+    """Run a check, retrying `retries` times `interval` apart; `gone` saying why nothing can
+    change any more (the service has exited) ends the wait."""
 
+    def attempt() -> Outcome:
+        if check.http is None:
+            return run_hook(check.hook(), cwd, env)
+        timeout = check.timeout or timedelta(seconds=5)
+        return http_get(check.http, check.status or 200, check.contains, timeout)
 
-def http_probe(check: Check) -> Outcome:
-    """GET the URL; pass on the expected status and body substring."""
-    assert check.http is not None
-    expected = check.status or 200
-    timeout = (check.timeout or timedelta(seconds=5)).total_seconds()
-    request = urllib.request.Request(check.http, headers={"User-Agent": "reconciler"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, body = response.status, response.read(1_000_000)
-    except urllib.error.HTTPError as error:
-        status, body = error.code, error.read(1_000_000)
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        unresolvable = isinstance(reason, socket.gaierror)
-        return Outcome(False, f"GET {check.http}: {reason}", final=unresolvable)
-    if status != expected:
-        return Outcome(False, f"GET {check.http}: status {status}, expected {expected}")
-    if check.contains is not None and check.contains not in body.decode(errors="replace"):
-        return Outcome(False, f"GET {check.http}: body lacks {check.contains!r}")
-    return Outcome(True, f"GET {check.http}: {status}")
+    return retried(attempt, check.retries, check.interval, gone)

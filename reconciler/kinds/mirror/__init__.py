@@ -8,7 +8,15 @@ from typing import ClassVar
 from pydantic import BaseModel
 
 from reconciler.git import Remote
-from reconciler.kinds.base import Action, ActionResult, Context, ResourcePlan
+from reconciler.kinds.base import (
+    Action,
+    ActionResult,
+    Activity,
+    CheckFunction,
+    Context,
+    RecordFacts,
+    ResourcePlan,
+)
 from reconciler.kinds.mirror.applying import apply_destination
 from reconciler.kinds.mirror.model import MirrorSpec
 from reconciler.kinds.mirror.observed import MirrorObserved
@@ -25,11 +33,13 @@ class MirrorController:
     kind: ClassVar[str] = "Mirror"
     spec_model: ClassVar[type[BaseModel]] = MirrorSpec
     step_models: ClassVar[Mapping[str, type[BaseModel]]] = STEP_MODELS
-    observed_model: ClassVar[type[BaseModel]] = MirrorObserved
+    checks: ClassVar[Mapping[str, CheckFunction]] = {}  # drift and syncLag say it all
+    activity: ClassVar[Activity] = "sync"
+    heals_by_rollback: ClassVar[bool] = False
 
-    def references(self, resource: Resource) -> dict[str, str]:
-        """A Mirror depends on nothing but what `metadata.dependsOn` says."""
-        return {}
+    def facts(self, record: ResourceRecord) -> RecordFacts:
+        """A mirror deploys nothing: no facts beyond the record's own."""
+        return RecordFacts()
 
     def observe(self, resource: Resource, context: Context) -> BaseModel:
         """List every source and destination's refs."""

@@ -11,8 +11,13 @@ from pydantic import BaseModel
 from reconciler.kinds.base import (
     Action,
     ActionResult,
+    Activity,
+    CheckFunction,
+    CheckResult,
     Context,
+    Planned,
     PullReport,
+    RecordFacts,
     ResourcePlan,
     UnknownTarget,
 )
@@ -28,17 +33,27 @@ from reconciler.specs import Resource
 from reconciler.store import ResourceRecord
 
 
+def taxonomy_check(_resource: Resource, planned: Planned, _context: Context) -> CheckResult:
+    """The `taxonomy` check: every target carries the current version and parses (a plan
+    made now has nothing to do)."""
+    if planned.action == "noop":
+        return CheckResult("taxonomy", "Healthy", "every target carries the current version")
+    return CheckResult("taxonomy", "Degraded", planned.reason)
+
+
 class TaxonomyController:
     """Observe each target's file, merge per term, commit per target, roll back versions."""
 
     kind: ClassVar[str] = "Taxonomy"
     spec_model: ClassVar[type[BaseModel]] = TaxonomySpec
     step_models: ClassVar[Mapping[str, type[BaseModel]]] = STEP_MODELS
-    observed_model: ClassVar[type[BaseModel]] = TaxonomyObserved
+    checks: ClassVar[Mapping[str, CheckFunction]] = {"taxonomy": taxonomy_check}
+    activity: ClassVar[Activity] = "sync"
+    heals_by_rollback: ClassVar[bool] = False  # rolled back on request only
 
-    def references(self, resource: Resource) -> dict[str, str]:
-        """A Taxonomy depends on nothing but what `metadata.dependsOn` says."""
-        return {}
+    def facts(self, record: ResourceRecord) -> RecordFacts:
+        """A taxonomy deploys nothing: no facts beyond the record's own."""
+        return RecordFacts()
 
     def claims(self, resource: Resource) -> dict[str, str]:
         """Every target file: one taxonomy per file."""
