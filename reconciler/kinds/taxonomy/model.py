@@ -27,6 +27,7 @@ from pydantic import (
 from reconciler.git import Remote
 from reconciler.kinds.base.locations import check_location, separate_credentials
 from reconciler.kinds.taxonomy.folding import Fold, fold
+from reconciler.kinds.taxonomy.speccheck import spec_errors
 from reconciler.kinds.taxonomy.terms import Taxonomy, Term
 from reconciler.specs.types import FieldError
 
@@ -182,8 +183,6 @@ class TaxonomySpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> TaxonomySpec:
-        from reconciler.kinds.taxonomy.speccheck import spec_errors
-
         errors = spec_errors(self)
         if errors:
             raise ValidationError.from_exception_data("TaxonomySpec", errors)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from reconciler.kinds.taxonomy.folding import fold
-from reconciler.kinds.taxonomy.validating import Problem, problems
+from reconciler.kinds.taxonomy.validating import Problem, problems, rings
 
 if TYPE_CHECKING:
     from reconciler.kinds.taxonomy.model import TaxonomySpec, TermSpec
@@ -114,29 +114,20 @@ def _structure(spec: TaxonomySpec) -> Found:
     index = {t.id: i for i, t in enumerate(spec.terms)}
     into = {m.into: i for i, m in enumerate(spec.merges)}
     found = [_locate(p, spec, index, into) for p in problems(folded)]
-    return found + _replacement_cycles(spec, folded, index)
+    return found + _replacement_cycles(folded, index)
 
 
-def _replacement_cycles(spec: TaxonomySpec, folded: Taxonomy, index: dict[str, int]) -> Found:
+def _replacement_cycles(folded: Taxonomy, index: dict[str, int]) -> Found:
     """`replacedBy` chains that come back to where they started (a -> b -> a): a reader
     following them would never reach a live term. One problem per cycle, on its first
     term in the spec."""
     found: Found = []
-    seen: set[str] = set()
-    for start in folded:
-        chain: list[str] = []
-        current: str | None = start
-        while current is not None and current in folded and current not in seen:
-            seen.add(current)
-            chain.append(current)
-            current = folded[current].replaced_by
-        if current is not None and current in chain:
-            ring = chain[chain.index(current) :]
-            first = min(ring, key=lambda t: index.get(t, len(index)))
-            if first in index:
-                ring = ring[ring.index(first) :] + ring[: ring.index(first)]
-                message = "replacedBy cycle: " + " -> ".join([*ring, first])
-                found.append((("terms", index[first], "replacedBy"), message, first))
+    for ring in rings(folded, lambda term: term.replaced_by):
+        first = min(ring, key=lambda t: index.get(t, len(index)))
+        if first in index:
+            ring = ring[ring.index(first) :] + ring[: ring.index(first)]
+            message = "replacedBy cycle: " + " -> ".join([*ring, first])
+            found.append((("terms", index[first], "replacedBy"), message, first))
     return found
 
 
