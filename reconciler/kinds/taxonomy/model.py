@@ -17,7 +17,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -25,7 +24,7 @@ from pydantic import (
 )
 
 from reconciler.git import Remote
-from reconciler.kinds.base.locations import check_location, separate_credentials
+from reconciler.kinds.base.locations import Credentials, Password, check_location
 from reconciler.kinds.taxonomy.folding import Fold, fold
 from reconciler.kinds.taxonomy.speccheck import spec_errors
 from reconciler.kinds.taxonomy.terms import Taxonomy, Term
@@ -107,10 +106,11 @@ class MergeSpec(BaseModel):
     )
 
 
-class TargetSpec(BaseModel):
+class TargetSpec(Credentials):
     """A file in a git repository that carries the taxonomy."""
 
     model_config = ConfigDict(extra="forbid")
+    url_field = "repo"
 
     repo: str = Field(min_length=1, description="Path, file://, git://, http(s):// or ssh://.")
     branch: str = "main"
@@ -119,7 +119,7 @@ class TargetSpec(BaseModel):
         default=None, description="Default: from the path's suffix (.json, .yaml, .yml)."
     )
     username: str | None = None
-    password: SecretStr | None = Field(default=None, description="Use ${VAR}; never stored.")
+    password: Password = None
 
     @field_validator("repo")
     @classmethod
@@ -148,10 +148,8 @@ class TargetSpec(BaseModel):
         return path
 
     @model_validator(mode="after")
-    def _consistent(self) -> TargetSpec:
-        self.repo, self.username = separate_credentials(
-            self.repo, self.username, self.password, "repo"
-        )
+    def _format(self) -> TargetSpec:
+        # After the base's check of the credentials (pydantic runs a base's validators first).
         if self.format is None:
             self.format = _SUFFIXES.get(PurePosixPath(self.path).suffix.lower())  # type: ignore[assignment]
             if self.format is None:
@@ -160,8 +158,7 @@ class TargetSpec(BaseModel):
 
     def remote(self) -> Remote:
         """The repository, with its credentials."""
-        password = self.password.get_secret_value() if self.password else None
-        return Remote(self.repo, self.username, password)
+        return self.remote_at(self.repo)
 
     @property
     def unit(self) -> str:
