@@ -128,6 +128,18 @@ def _pull_fields(
     report: PullReport,
 ) -> None:
     term_id = theirs.id
+    values = taken_fields(base, ours, theirs, current[term_id], report)
+    if values:
+        current[term_id] = current[term_id].with_values(**values)
+        specfile.update(term_id, {document_key(k): v for k, v in values.items()})
+
+
+def taken_fields(
+    base: Term, ours: Term, theirs: Term, mine: Term, report: PullReport
+) -> dict[str, Any]:
+    """The field values of `theirs` that a pull takes into the spec's term `mine` (`ours`
+    is that term after the term merges), each noted in `report` as taken or kept. Pure."""
+    term_id = theirs.id
     values: dict[str, Any] = {}
     for name in SCALAR_FIELDS:
         b, o, t = getattr(base, name), getattr(ours, name), getattr(theirs, name)
@@ -141,17 +153,15 @@ def _pull_fields(
         else:
             report.kept.append(f"{term_id}.{key}: the spec's {o!r} kept (downstream: {t!r})")
     for name in SET_FIELDS:
-        b, t, mine = getattr(base, name), getattr(theirs, name), getattr(current[term_id], name)
-        wanted = merged_set(b, mine, t)
-        if wanted != mine:
+        b, t, own = getattr(base, name), getattr(theirs, name), getattr(mine, name)
+        wanted = merged_set(b, own, t)
+        if wanted != own:
             values[name] = wanted
-            change = [f"+{v}" for v in sorted(wanted - mine)] + [
-                f"-{v}" for v in sorted(mine - wanted)
+            change = [f"+{v}" for v in sorted(wanted - own)] + [
+                f"-{v}" for v in sorted(own - wanted)
             ]
             report.taken.append(f"{term_id}.{document_key(name)}: {' '.join(change)}")
-    if values:
-        current[term_id] = current[term_id].with_values(**values)
-        specfile.update(term_id, {document_key(k): v for k, v in values.items()})
+    return values
 
 
 def check_pullable(resource: Resource, commit: str | None) -> None:
