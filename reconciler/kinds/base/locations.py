@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import AfterValidator, BaseModel, Field, SecretStr, ValidationInfo, model_validator
 
 from reconciler.git import Remote
 from reconciler.redaction import strip_userinfo
@@ -68,6 +68,14 @@ def check_location(url: str, context: dict[str, Any] | None) -> str:
     if remote.is_local and not written and base is not None:
         return str((Path(base) / url).resolve()) if not Path(url).is_absolute() else url
     return url
+
+
+def _location(url: str, info: ValidationInfo) -> str:
+    return check_location(url, info.context)
+
+
+# A spec field holding a repository path or URL, checked by `check_location`.
+Location = Annotated[str, Field(min_length=1), AfterValidator(_location)]
 
 
 def _option_like(url: str) -> bool:

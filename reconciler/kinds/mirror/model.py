@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from reconciler.git import Remote
-from reconciler.kinds.base.locations import Credentials, Password, check_location
+from reconciler.kinds.base.locations import Credentials, Location, Password
 from reconciler.specs.types import FieldError, RefGlob
 
 REPO_PLACEHOLDER = "{repo}"
@@ -34,14 +34,9 @@ class RemoteSpec(Credentials):
     model_config = ConfigDict(extra="forbid")
     url_field = "url"
 
-    url: str = Field(min_length=1, description="Path, file://, git://, http(s):// or ssh:// URL.")
+    url: Location = Field(description="Path, file://, git://, http(s):// or ssh:// URL.")
     username: str | None = None
     password: Password = None
-
-    @field_validator("url")
-    @classmethod
-    def _location(cls, url: str, info: ValidationInfo) -> str:
-        return check_location(url, info.context)
 
     def remote(self, repo: str | None = None) -> Remote:
         """The concrete remote, with `{repo}` filled in."""

@@ -18,13 +18,12 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from reconciler.git import Remote
-from reconciler.kinds.base.locations import Credentials, Password, check_location
+from reconciler.kinds.base.locations import Credentials, Location, Password
 from reconciler.kinds.taxonomy.folding import Fold, fold
 from reconciler.kinds.taxonomy.speccheck import spec_errors
 from reconciler.kinds.taxonomy.terms import Taxonomy, Term
@@ -112,7 +111,7 @@ class TargetSpec(Credentials):
     model_config = ConfigDict(extra="forbid")
     url_field = "repo"
 
-    repo: str = Field(min_length=1, description="Path, file://, git://, http(s):// or ssh://.")
+    repo: Location = Field(description="Path, file://, git://, http(s):// or ssh://.")
     branch: str = "main"
     path: str = Field(min_length=1, description="The file's path inside the repository.")
     format: Literal["json", "yaml"] | None = Field(
@@ -120,11 +119,6 @@ class TargetSpec(Credentials):
     )
     username: str | None = None
     password: Password = None
-
-    @field_validator("repo")
-    @classmethod
-    def _repo(cls, repo: str, info: ValidationInfo) -> str:
-        return check_location(repo, info.context)
 
     @field_validator("branch")
     @classmethod
