@@ -6,6 +6,7 @@ loader reports all of them at once, each with its file and line.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -13,7 +14,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from reconciler.kinds.taxonomy.folding import fold
 from reconciler.kinds.taxonomy.validating import Problem, problems, rings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: model imports this module to validate a spec
     from reconciler.kinds.taxonomy.model import TaxonomySpec, TermSpec
     from reconciler.kinds.taxonomy.terms import Taxonomy
 
@@ -38,14 +39,21 @@ def _error(loc: Loc, message: str, value: Any) -> InitErrorDetails:
     return InitErrorDetails(type=error, loc=loc, input=value)
 
 
-def _ids(spec: TaxonomySpec) -> Found:
-    first: dict[str, int] = {}
-    found: Found = []
-    for index, term in enumerate(spec.terms):
-        seen = first.setdefault(term.id, index)
+def _repeats(keys: Iterable[Hashable]) -> Iterator[tuple[int, int]]:
+    """(index, index of the first) for every key met before."""
+    first: dict[Hashable, int] = {}
+    for index, key in enumerate(keys):
+        seen = first.setdefault(key, index)
         if seen != index:
-            message = f"duplicate term id {term.id!r} (first at terms[{seen}])"
-            found.append((("terms", index, "id"), message, term.id))
+            yield index, seen
+
+
+def _ids(spec: TaxonomySpec) -> Found:
+    found: Found = []
+    for index, seen in _repeats(term.id for term in spec.terms):
+        term_id = spec.terms[index].id
+        message = f"duplicate term id {term_id!r} (first at terms[{seen}])"
+        found.append((("terms", index, "id"), message, term_id))
     return found
 
 
@@ -97,14 +105,10 @@ def _term_references(term: TermSpec) -> list[tuple[Loc, str]]:
 
 
 def _targets(spec: TaxonomySpec) -> Found:
-    first: dict[tuple[str, str, str], int] = {}
     found: Found = []
-    for index, target in enumerate(spec.targets):
-        key = (target.repo, target.branch, target.path)
-        seen = first.setdefault(key, index)
-        if seen != index:
-            message = f"the same file as targets[{seen}]"
-            found.append((("targets", index, "path"), message, target.path))
+    for index, seen in _repeats((t.repo, t.branch, t.path) for t in spec.targets):
+        message = f"the same file as targets[{seen}]"
+        found.append((("targets", index, "path"), message, spec.targets[index].path))
     return found
 
 
