@@ -28,6 +28,11 @@ def is_sha(text: str) -> bool:
     return _SHA.fullmatch(text) is not None
 
 
+def short(sha: str | None) -> str:
+    """Seven characters of a sha, as git shows them ("-" for none)."""
+    return sha[:7] if sha else "-"
+
+
 @dataclass(frozen=True)
 class RefListing:
     """Branches and tags of a remote ({full ref name: sha}) and the branch its HEAD names."""

@@ -1,15 +1,16 @@
 """Repository locations in specs (mirror sources and destinations, taxonomy targets,
 environment sources): the URL forms accepted, relative paths, and credentials kept out of
-URLs. One set of rules for every kind."""
+URLs (`Credentials`, the base of every spec model naming a repository). One set of rules
+for every kind."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self
 from urllib.parse import unquote, urlsplit
 
-from pydantic import SecretStr
+from pydantic import AfterValidator, BaseModel, Field, SecretStr, ValidationInfo, model_validator
 
 from reconciler.git import Remote
 from reconciler.redaction import strip_userinfo
@@ -69,6 +70,14 @@ def check_location(url: str, context: dict[str, Any] | None) -> str:
     return url
 
 
+def _location(url: str, info: ValidationInfo) -> str:
+    return check_location(url, info.context)
+
+
+# A spec field holding a repository path or URL, checked by `check_location`.
+Location = Annotated[str, Field(min_length=1), AfterValidator(_location)]
+
+
 def _option_like(url: str) -> bool:
     """True when git, or the ssh it starts, could read a part of `url` as an option: the
     text itself, or what follows a `file:` prefix, a `scheme://`, a user, a `host/` or an
@@ -85,19 +94,49 @@ def _option_like(url: str) -> bool:
     return any(part.startswith("-") or unquote(part).startswith("-") for part in parts)
 
 
-def separate_credentials(
-    url: str, username: str | None, password: SecretStr | None, url_field: str
-) -> tuple[str, str | None]:
-    """The URL without a user part and the username to use; refuses a password inside the
-    URL (it would be stored and printed) and a password for anything but http(s)."""
-    bare, user, secret = strip_userinfo(url)
-    # strip_userinfo leaves ssh:// alone (its user is part of the address), not its password.
-    if secret is not None or (_SCHEME.match(url) and urlsplit(url).password):
-        raise FieldError(
-            "put credentials in username/password (password: ${VAR}), not in the URL", url_field
-        )
-    if user is not None:
-        url, username = bare, username or user
-    if password is not None and Remote(url).scheme not in ("http", "https"):
-        raise FieldError("a password is only used with http(s) URLs", "password")
-    return url, username
+Password = Annotated[SecretStr | None, Field(description="Use ${VAR}; never stored.")]
+
+
+class Credentials(BaseModel):
+    """A spec model naming a repository, with `username` and `password` for http(s).
+
+    A subclass declares `username: str | None = None` and `password: Password = None` after
+    its own fields (pydantic would put a base's fields first, and the JSON Schema shows
+    them in that order), and names its URL field in `url_field`: after validation, a user
+    part of that URL moves to `username` and a password in it is refused (`separate`).
+    """
+
+    if TYPE_CHECKING:
+        username: str | None
+        password: SecretStr | None
+
+    url_field: ClassVar[str | None] = None  # None: the subclass calls `separate` itself
+
+    @model_validator(mode="after")
+    def _credentials(self) -> Self:
+        if self.url_field is not None:
+            url = getattr(self, self.url_field)
+            setattr(self, self.url_field, self.separate(url, self.url_field))
+        return self
+
+    def separate(self, url: str, url_field: str) -> str:
+        """`url` without a user part, which becomes the username unless one is given;
+        refuses a password inside the URL (it would be stored and printed) and a password
+        for anything but http(s)."""
+        bare, user, secret = strip_userinfo(url)
+        # strip_userinfo leaves ssh:// alone (its user is part of the address), not its password.
+        if secret is not None or (_SCHEME.match(url) and urlsplit(url).password):
+            raise FieldError(
+                "put credentials in username/password (password: ${VAR}), not in the URL",
+                url_field,
+            )
+        if user is not None:
+            url, self.username = bare, self.username or user
+        if self.password is not None and Remote(url).scheme not in ("http", "https"):
+            raise FieldError("a password is only used with http(s) URLs", "password")
+        return url
+
+    def remote_at(self, url: str) -> Remote:
+        """`url` as a git Remote with these credentials."""
+        password = self.password.get_secret_value() if self.password else None
+        return Remote(url, self.username, password)

@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from reconciler.git import Remote
-from reconciler.kinds.base.locations import check_location, separate_credentials
+from reconciler.kinds.base.locations import Credentials, check_location
 from reconciler.specs.types import (
     Command,
     Duration,
@@ -29,7 +29,7 @@ from reconciler.specs.types import (
 )
 
 
-class SourceSpec(BaseModel):
+class SourceSpec(Credentials):
     """`{repo: URL-or-path, ref}` or `{mirror: NAME, repo: NAME, ref}` (a Mirror's destination)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -38,7 +38,7 @@ class SourceSpec(BaseModel):
     ref: str = Field(min_length=1, description="Branch, tag or commit sha.")
     mirror: ResourceName | None = Field(default=None, description="Deploy from this Mirror.")
     username: str | None = None
-    password: SecretStr | None = None
+    password: SecretStr | None = None  # not `Password`: the JSON Schema has no description here
 
     @field_validator("ref")
     @classmethod
@@ -57,15 +57,13 @@ class SourceSpec(BaseModel):
             self.repo = check_location(self.repo, info.context)
         except ValueError as error:
             raise FieldError(str(error), "repo") from None
-        self.repo, self.username = separate_credentials(
-            self.repo, self.username, self.password, "repo"
-        )
+        # Separated here, not by the base: only without `mirror`, after the location check.
+        self.repo = self.separate(self.repo, "repo")
         return self
 
     def remote(self, url: str | None = None) -> Remote:
         """The repository to fetch from (`url` given for a mirror source)."""
-        password = self.password.get_secret_value() if self.password else None
-        return Remote(url or self.repo, self.username, password)
+        return self.remote_at(url or self.repo)
 
 
 class TargetSpec(BaseModel):

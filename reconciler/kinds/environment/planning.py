@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconciler.git.refs import short
 from reconciler.kinds.base import Action, ChangeAction, KindHealth, ResourcePlan, Step
 from reconciler.kinds.environment.model import EnvironmentSpec
 from reconciler.kinds.environment.observing import EnvironmentObserved
 from reconciler.kinds.environment.releases import release_name
-
-
-def short(sha: str | None) -> str:
-    """Seven characters of a sha."""
-    return sha[:7] if sha else "-"
 
 
 def plan_environment(

@@ -5,18 +5,10 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from reconciler.git import Remote
-from reconciler.kinds.base.locations import check_location, separate_credentials
+from reconciler.kinds.base.locations import Credentials, Location, Password
 from reconciler.specs.types import FieldError, RefGlob
 
 REPO_PLACEHOLDER = "{repo}"
@@ -36,32 +28,19 @@ def repo_name_problem(name: str) -> str | None:
     return None
 
 
-class RemoteSpec(BaseModel):
+class RemoteSpec(Credentials):
     """A repository URL (or path), with credentials for http(s) given by `${VAR}`."""
 
     model_config = ConfigDict(extra="forbid")
+    url_field = "url"
 
-    url: str = Field(min_length=1, description="Path, file://, git://, http(s):// or ssh:// URL.")
+    url: Location = Field(description="Path, file://, git://, http(s):// or ssh:// URL.")
     username: str | None = None
-    password: SecretStr | None = Field(default=None, description="Use ${VAR}; never stored.")
-
-    @field_validator("url")
-    @classmethod
-    def _location(cls, url: str, info: ValidationInfo) -> str:
-        return check_location(url, info.context)
-
-    @model_validator(mode="after")
-    def _credentials(self) -> RemoteSpec:
-        self.url, self.username = separate_credentials(
-            self.url, self.username, self.password, "url"
-        )
-        return self
+    password: Password = None
 
     def remote(self, repo: str | None = None) -> Remote:
         """The concrete remote, with `{repo}` filled in."""
-        url = self.url.replace(REPO_PLACEHOLDER, repo) if repo else self.url
-        password = self.password.get_secret_value() if self.password else None
-        return Remote(url, self.username, password)
+        return self.remote_at(self.url.replace(REPO_PLACEHOLDER, repo) if repo else self.url)
 
 
 class MirrorSpec(BaseModel):

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import replace
 from typing import Any
 
+from reconciler.git.refs import short
 from reconciler.kinds.base import Action, ResourcePlan, Step
 from reconciler.kinds.base.steps import shown
 from reconciler.kinds.mirror.model import REPO_PLACEHOLDER, MirrorSpec, repo_name_problem
@@ -18,11 +19,6 @@ from reconciler.kinds.mirror.observed import DestinationObserved, MirrorObserved
 from reconciler.store import ResourceRecord
 
 APPLYING_OPS = ("init", "create", "fast-forward", "force-update", "delete")
-
-
-def short(sha: str | None) -> str:
-    """Seven characters of a sha, as git shows them."""
-    return sha[:7] if sha else "-"
 
 
 def plan_mirror(

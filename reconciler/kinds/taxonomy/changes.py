@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.kinds.taxonomy.terms import Taxonomy, Term, document_key, field_names
+from reconciler.kinds.taxonomy.terms import Taxonomy, Term, document_key, field_names, plain
 
 CATEGORIES = ("added", "removed", "relabelled", "moved", "merged", "edited")
 
@@ -75,12 +75,8 @@ def _fields(old: Term, new: Term) -> dict[str, list[Any]]:
     for name in field_names():
         before, after = getattr(old, name), getattr(new, name)
         if before != after:
-            changed[document_key(name)] = [_plain(before), _plain(after)]
+            changed[document_key(name)] = [plain(before), plain(after)]
     return changed
-
-
-def _plain(value: Any) -> Any:
-    return sorted(value) if isinstance(value, frozenset) else value
 
 
 def _field_change(key: str, before: Any, after: Any) -> str:

@@ -5,7 +5,8 @@
     theirs  the target's file as found now
 
 A change on one side only is taken; the same change on both sides is no conflict; sets
-(aliases, related) merge element-wise; a term added on either side is kept. Conflicts:
+(aliases, related) merge element-wise; a term added on either side is kept. `three_way`
+and `merged_set` are that rule for one value; `pulling` decides with them too. Conflicts:
 both sides changed a field differently; one side removed a term the other changed; the
 merged result has a dangling reference, a parent cycle or an ambiguous alias. The
 strategy resolves them: `spec` takes ours, `target` takes theirs, `fail` leaves them
@@ -26,12 +27,33 @@ from reconciler.kinds.taxonomy.terms import (
     Taxonomy,
     Term,
     document_key,
+    plain,
 )
 from reconciler.kinds.taxonomy.validating import Problem, problems
 
 Strategy = Literal["spec", "target", "fail"]
-_BLANK = Term(id="", label="")
+Side = Literal["ours", "theirs", "conflict"]
+# The base of a term both sides added: every field of theirs and ours is then a change.
+BLANK = Term(id="", label="")
 _SIDES = {"spec": "the spec", "target": "the target"}
+
+
+def three_way(base: object, ours: object, theirs: object) -> Side:
+    """Which side's value a three-way merge keeps: `ours` when theirs did not change it
+    (or made the same change), `theirs` when only they changed it, `conflict` when both
+    changed it differently. Values are whole terms (None: absent) or one field of them."""
+    if ours == theirs or theirs == base:
+        return "ours"
+    if ours == base:
+        return "theirs"
+    return "conflict"
+
+
+def merged_set(
+    base: frozenset[str], ours: frozenset[str], theirs: frozenset[str]
+) -> frozenset[str]:
+    """A set field merged element-wise: what either side added, and what neither removed."""
+    return (ours - base) | (theirs - base) | (base & ours & theirs)
 
 
 @dataclass(frozen=True)
@@ -54,7 +76,7 @@ class Conflict:
     def to_json(self) -> dict[str, Any]:
         """The conflict as plan steps and history entries show it."""
         data = {"term": self.term, "field": self.field, "kind": self.kind}
-        data |= {"spec": _plain(self.spec), "target": _plain(self.target)}
+        data |= {"spec": plain(self.spec), "target": plain(self.target)}
         return data | {"resolution": self.resolution, "detail": str(self)}
 
 
@@ -126,12 +148,9 @@ class _Merge:
     # -- per term ----------------------------------------------------------------------------
     def term(self, base: Term | None, ours: Term | None, theirs: Term | None) -> Term | None:
         """One term merged (None: it is gone)."""
-        if ours == theirs:
-            return ours
-        if ours == base:
-            return theirs
-        if theirs == base:
-            return ours
+        side = three_way(base, ours, theirs)
+        if side != "conflict":
+            return ours if side == "ours" else theirs
         if ours is None:
             assert theirs is not None
             self.conflict(
@@ -143,25 +162,25 @@ class _Merge:
                 ours.id, None, "changed-removed", "changed in the spec, removed in the target"
             )
             return None if self.strategy == "target" else ours
-        return self.fields(base or _BLANK, ours, theirs)
+        return self.fields(base or BLANK, ours, theirs)
 
     def fields(self, base: Term, ours: Term, theirs: Term) -> Term:
         """A term both sides changed, merged field by field."""
         values: dict[str, Any] = {}
         for name in SCALAR_FIELDS:
             b, o, t = getattr(base, name), getattr(ours, name), getattr(theirs, name)
-            if o == t or t == b:
-                values[name] = o
-            elif o == b:
-                values[name] = t
+            side = three_way(b, o, t)
+            if side != "conflict":
+                values[name] = o if side == "ours" else t
             else:
                 key = document_key(name)
                 detail = f"{key}: the spec has {o!r}, the target {t!r}"
                 self.conflict(ours.id, key, "both-changed", detail, o, t)
                 values[name] = t if self.strategy == "target" else o
         for name in SET_FIELDS:
-            b, o, t = getattr(base, name), getattr(ours, name), getattr(theirs, name)
-            values[name] = (o - b) | (t - b) | (b & o & t)
+            values[name] = merged_set(
+                getattr(base, name), getattr(ours, name), getattr(theirs, name)
+            )
         return Term(id=ours.id, **values)
 
     # -- the merged whole ---------------------------------------------------------------------
@@ -293,9 +312,3 @@ def _without_reference(term: Term, name: str, missing: str) -> Term:
 
 def _folded(aliases: Iterable[str]) -> set[str]:
     return {a.casefold() for a in aliases}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, frozenset):
-        return sorted(value)
-    return value

@@ -17,16 +17,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from reconciler.git import Remote
-from reconciler.kinds.base.locations import check_location, separate_credentials
+from reconciler.kinds.base.locations import Credentials, Location, Password
 from reconciler.kinds.taxonomy.folding import Fold, fold
+from reconciler.kinds.taxonomy.speccheck import spec_errors
 from reconciler.kinds.taxonomy.terms import Taxonomy, Term
 from reconciler.specs.types import FieldError
 
@@ -106,24 +105,20 @@ class MergeSpec(BaseModel):
     )
 
 
-class TargetSpec(BaseModel):
+class TargetSpec(Credentials):
     """A file in a git repository that carries the taxonomy."""
 
     model_config = ConfigDict(extra="forbid")
+    url_field = "repo"
 
-    repo: str = Field(min_length=1, description="Path, file://, git://, http(s):// or ssh://.")
+    repo: Location = Field(description="Path, file://, git://, http(s):// or ssh://.")
     branch: str = "main"
     path: str = Field(min_length=1, description="The file's path inside the repository.")
     format: Literal["json", "yaml"] | None = Field(
         default=None, description="Default: from the path's suffix (.json, .yaml, .yml)."
     )
     username: str | None = None
-    password: SecretStr | None = Field(default=None, description="Use ${VAR}; never stored.")
-
-    @field_validator("repo")
-    @classmethod
-    def _repo(cls, repo: str, info: ValidationInfo) -> str:
-        return check_location(repo, info.context)
+    password: Password = None
 
     @field_validator("branch")
     @classmethod
@@ -147,10 +142,8 @@ class TargetSpec(BaseModel):
         return path
 
     @model_validator(mode="after")
-    def _consistent(self) -> TargetSpec:
-        self.repo, self.username = separate_credentials(
-            self.repo, self.username, self.password, "repo"
-        )
+    def _format(self) -> TargetSpec:
+        # After the base's check of the credentials (pydantic runs a base's validators first).
         if self.format is None:
             self.format = _SUFFIXES.get(PurePosixPath(self.path).suffix.lower())  # type: ignore[assignment]
             if self.format is None:
@@ -159,8 +152,7 @@ class TargetSpec(BaseModel):
 
     def remote(self) -> Remote:
         """The repository, with its credentials."""
-        password = self.password.get_secret_value() if self.password else None
-        return Remote(self.repo, self.username, password)
+        return self.remote_at(self.repo)
 
     @property
     def unit(self) -> str:
@@ -182,8 +174,6 @@ class TaxonomySpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> TaxonomySpec:
-        from reconciler.kinds.taxonomy.speccheck import spec_errors
-
         errors = spec_errors(self)
         if errors:
             raise ValidationError.from_exception_data("TaxonomySpec", errors)

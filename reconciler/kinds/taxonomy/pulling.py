@@ -2,8 +2,10 @@
 
 A downstream edit is what a target's file changed relative to the version last applied to
 it (its base). An edit is taken into the spec when the spec did not change the same thing
-since; otherwise the spec's value is kept and reported. The spec file is rewritten with
-ruamel.yaml's round trip, so its comments, key order, quoting and flow style stay.
+since; otherwise the spec's value is kept and reported: the merge's three-way rule
+(`merging.three_way`, `merging.merged_set`) with the spec winning conflicts. The spec file
+is rewritten with ruamel.yaml's round trip, so its comments, key order, quoting and flow
+style stay.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.kinds.base import Context
 from reconciler.kinds.taxonomy.documents import DocumentError, from_content, parse
 from reconciler.kinds.taxonomy.folding import fold
+from reconciler.kinds.taxonomy.merging import BLANK, merged_set, three_way
 from reconciler.kinds.taxonomy.model import TargetSpec, TaxonomySpec
 from reconciler.kinds.taxonomy.observing import observe_target
 from reconciler.kinds.taxonomy.specfile import SpecFile
@@ -27,8 +30,6 @@ from reconciler.kinds.taxonomy.terms import (
     document_key,
 )
 from reconciler.specs import Resource
-
-_BLANK = Term(id="", label="")
 
 
 @dataclass
@@ -96,14 +97,15 @@ def _pull_term(
     report: PullReport,
 ) -> None:
     b, o, t = base.get(term_id), ours.get(term_id), theirs.get(term_id)
-    if b == t or o == t:
+    side = three_way(b, o, t)
+    if side == "ours":
         return
     if t is None:
-        if o == b and term_id in current:
+        if side == "theirs" and term_id in current:
             del current[term_id]
             specfile.remove(term_id)
             report.taken.append(f"removed {term_id}")
-        elif o is not None:
+        else:
             report.kept.append(f"{term_id}: removed downstream, changed in the spec; kept")
         return
     if o is None and b is not None:
@@ -114,7 +116,7 @@ def _pull_term(
         specfile.add(t)
         report.taken.append(f"added {term_id} ({t.label!r})")
         return
-    _pull_fields(b or _BLANK, o, t, current, specfile, report)
+    _pull_fields(b or BLANK, o, t, current, specfile, report)
 
 
 def _pull_fields(
@@ -126,29 +128,40 @@ def _pull_fields(
     report: PullReport,
 ) -> None:
     term_id = theirs.id
+    values = taken_fields(base, ours, theirs, current[term_id], report)
+    if values:
+        current[term_id] = current[term_id].with_values(**values)
+        specfile.update(term_id, {document_key(k): v for k, v in values.items()})
+
+
+def taken_fields(
+    base: Term, ours: Term, theirs: Term, mine: Term, report: PullReport
+) -> dict[str, Any]:
+    """The field values of `theirs` that a pull takes into the spec's term `mine` (`ours`
+    is that term after the term merges), each noted in `report` as taken or kept. Pure."""
+    term_id = theirs.id
     values: dict[str, Any] = {}
     for name in SCALAR_FIELDS:
         b, o, t = getattr(base, name), getattr(ours, name), getattr(theirs, name)
-        if t in (b, o):
+        side = three_way(b, o, t)
+        if side == "ours":
             continue
         key = document_key(name)
-        if o == b:
+        if side == "theirs":
             values[name] = t
             report.taken.append(f"{term_id}.{key}: {o!r} -> {t!r}")
         else:
             report.kept.append(f"{term_id}.{key}: the spec's {o!r} kept (downstream: {t!r})")
     for name in SET_FIELDS:
-        b, t, mine = getattr(base, name), getattr(theirs, name), getattr(current[term_id], name)
-        wanted = (mine | (t - b)) - (b - t)
-        if wanted != mine:
+        b, t, own = getattr(base, name), getattr(theirs, name), getattr(mine, name)
+        wanted = merged_set(b, own, t)
+        if wanted != own:
             values[name] = wanted
-            change = [f"+{v}" for v in sorted(wanted - mine)] + [
-                f"-{v}" for v in sorted(mine - wanted)
+            change = [f"+{v}" for v in sorted(wanted - own)] + [
+                f"-{v}" for v in sorted(own - wanted)
             ]
             report.taken.append(f"{term_id}.{document_key(name)}: {' '.join(change)}")
-    if values:
-        current[term_id] = current[term_id].with_values(**values)
-        specfile.update(term_id, {document_key(k): v for k, v in values.items()})
+    return values
 
 
 def check_pullable(resource: Resource, commit: str | None) -> None:

@@ -6,14 +6,15 @@ loader reports all of them at once, each with its file and line.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from reconciler.kinds.taxonomy.folding import fold
-from reconciler.kinds.taxonomy.validating import Problem, problems
+from reconciler.kinds.taxonomy.validating import Problem, problems, rings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: model imports this module to validate a spec
     from reconciler.kinds.taxonomy.model import TaxonomySpec, TermSpec
     from reconciler.kinds.taxonomy.terms import Taxonomy
 
@@ -38,14 +39,21 @@ def _error(loc: Loc, message: str, value: Any) -> InitErrorDetails:
     return InitErrorDetails(type=error, loc=loc, input=value)
 
 
-def _ids(spec: TaxonomySpec) -> Found:
-    first: dict[str, int] = {}
-    found: Found = []
-    for index, term in enumerate(spec.terms):
-        seen = first.setdefault(term.id, index)
+def _repeats(keys: Iterable[Hashable]) -> Iterator[tuple[int, int]]:
+    """(index, index of the first) for every key met before."""
+    first: dict[Hashable, int] = {}
+    for index, key in enumerate(keys):
+        seen = first.setdefault(key, index)
         if seen != index:
-            message = f"duplicate term id {term.id!r} (first at terms[{seen}])"
-            found.append((("terms", index, "id"), message, term.id))
+            yield index, seen
+
+
+def _ids(spec: TaxonomySpec) -> Found:
+    found: Found = []
+    for index, seen in _repeats(term.id for term in spec.terms):
+        term_id = spec.terms[index].id
+        message = f"duplicate term id {term_id!r} (first at terms[{seen}])"
+        found.append((("terms", index, "id"), message, term_id))
     return found
 
 
@@ -97,14 +105,10 @@ def _term_references(term: TermSpec) -> list[tuple[Loc, str]]:
 
 
 def _targets(spec: TaxonomySpec) -> Found:
-    first: dict[tuple[str, str, str], int] = {}
     found: Found = []
-    for index, target in enumerate(spec.targets):
-        key = (target.repo, target.branch, target.path)
-        seen = first.setdefault(key, index)
-        if seen != index:
-            message = f"the same file as targets[{seen}]"
-            found.append((("targets", index, "path"), message, target.path))
+    for index, seen in _repeats((t.repo, t.branch, t.path) for t in spec.targets):
+        message = f"the same file as targets[{seen}]"
+        found.append((("targets", index, "path"), message, spec.targets[index].path))
     return found
 
 
@@ -114,29 +118,20 @@ def _structure(spec: TaxonomySpec) -> Found:
     index = {t.id: i for i, t in enumerate(spec.terms)}
     into = {m.into: i for i, m in enumerate(spec.merges)}
     found = [_locate(p, spec, index, into) for p in problems(folded)]
-    return found + _replacement_cycles(spec, folded, index)
+    return found + _replacement_cycles(folded, index)
 
 
-def _replacement_cycles(spec: TaxonomySpec, folded: Taxonomy, index: dict[str, int]) -> Found:
+def _replacement_cycles(folded: Taxonomy, index: dict[str, int]) -> Found:
     """`replacedBy` chains that come back to where they started (a -> b -> a): a reader
     following them would never reach a live term. One problem per cycle, on its first
     term in the spec."""
     found: Found = []
-    seen: set[str] = set()
-    for start in folded:
-        chain: list[str] = []
-        current: str | None = start
-        while current is not None and current in folded and current not in seen:
-            seen.add(current)
-            chain.append(current)
-            current = folded[current].replaced_by
-        if current is not None and current in chain:
-            ring = chain[chain.index(current) :]
-            first = min(ring, key=lambda t: index.get(t, len(index)))
-            if first in index:
-                ring = ring[ring.index(first) :] + ring[: ring.index(first)]
-                message = "replacedBy cycle: " + " -> ".join([*ring, first])
-                found.append((("terms", index[first], "replacedBy"), message, first))
+    for ring in rings(folded, lambda term: term.replaced_by):
+        first = min(ring, key=lambda t: index.get(t, len(index)))
+        if first in index:
+            ring = ring[ring.index(first) :] + ring[: ring.index(first)]
+            message = "replacedBy cycle: " + " -> ".join([*ring, first])
+            found.append((("terms", index[first], "replacedBy"), message, first))
     return found
 
 

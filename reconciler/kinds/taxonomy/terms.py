@@ -72,6 +72,11 @@ def document_key(name: str) -> str:
     return DOCUMENT_KEYS.get(name, name)
 
 
+def plain(value: Any) -> Any:
+    """A field value as documents and plans show it: a set as a sorted list."""
+    return sorted(value) if isinstance(value, frozenset) else value
+
+
 def field_names() -> list[str]:
     """Every Term field but `id`."""
     return [name for name in Term._fields if name != "id"]

@@ -7,9 +7,10 @@ The same checks validate a spec (after its term merges) and every merged result.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from reconciler.kinds.taxonomy.terms import Taxonomy, document_key
+from reconciler.kinds.taxonomy.terms import Taxonomy, Term, document_key
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,19 @@ def references(terms: Taxonomy) -> list[Problem]:
 
 def cycles(terms: Taxonomy) -> list[Problem]:
     """One problem per parent cycle, on its smallest id (a term its own parent included)."""
-    state: dict[str, int] = {}  # 1: on the current walk, 2: known to reach a root
+    found = []
+    for members in rings(terms, lambda term: term.parent):
+        first = members.index(min(members))
+        ring = tuple(members[first:] + members[:first])
+        found.append(Problem("cycle", ring[0], "parent", terms[ring[0]].parent or "", ring))
+    return found
+
+
+def rings(terms: Taxonomy, edge: Callable[[Term], str | None]) -> list[list[str]]:
+    """The cycles of the graph in which every term points at `edge(term)` (its parent, its
+    replacedBy), each as its members in the order walked, from where the walk entered it.
+    Linear: every term is walked once."""
+    state: dict[str, int] = {}  # 1: on the current walk, 2: walked before
     found = []
     for start in terms:
         walk: list[str] = []
@@ -73,12 +86,9 @@ def cycles(terms: Taxonomy) -> list[Problem]:
         while node is not None and node in terms and node not in state:
             state[node] = 1
             walk.append(node)
-            node = terms[node].parent
+            node = edge(terms[node])
         if node is not None and state.get(node) == 1:
-            members = walk[walk.index(node) :]
-            first = members.index(min(members))
-            ring = tuple(members[first:] + members[:first])
-            found.append(Problem("cycle", ring[0], "parent", terms[ring[0]].parent or "", ring))
+            found.append(walk[walk.index(node) :])
         for visited in walk:
             state[visited] = 2
     return found
