@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import sys
-from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
@@ -19,6 +18,7 @@ from reconciler.engine.planning import load
 from reconciler.health.healing import heal
 from reconciler.health.policies import UNHEALTHY, HealthReport, check_health
 from reconciler.redaction import printable_data
+from reconciler.store import now
 from reconciler.watch.metrics import prometheus_text, store_metrics
 from reconciler.watch.watching import Watcher, WatchOptions
 
@@ -77,7 +77,7 @@ def watch(interval: str, poll: str, listen: str, once: bool, log_format: str) ->
 def _logger(log_format: str) -> Any:
     def log(event: dict[str, Any]) -> None:
         event = printable_data(event)  # hook and git output: no terminal control, even escaped
-        at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        at = now()
         if log_format == "json":
             line = json.dumps({"at": at, **event}, sort_keys=True, default=str)
         else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
@@ -40,7 +40,6 @@ class Workspace:
     state: Path = Path("state/reconciler.db")
     parallelism: int = 4
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    progress: Callable[[str], None] = field(default=lambda _message: None)
     read_only: bool = False  # the store is opened read-only (commands that only read)
 
     @cached_property
@@ -83,7 +82,6 @@ class Workspace:
             resources=resources,
             spec_commit=specs.commit,
             parallelism=self.parallelism,
-            progress=self.progress,
             repositories=partial(served_repository, self.registry, resources),
         )
 

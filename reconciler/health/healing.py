@@ -21,13 +21,13 @@ from reconciler.engine.rollback import rollback
 from reconciler.engine.workspace import Workspace
 from reconciler.errors import ReconcilerError
 from reconciler.health.alerts import send_alert
-from reconciler.health.clock import parse_stamp, stamp, utc_now
 from reconciler.health.kind import policy_spec
 from reconciler.health.model import HealthPolicySpec, RemediationStep
 from reconciler.health.policies import UNHEALTHY, HealthReport, ResourceHealth, policies
 from reconciler.kinds.base import Checker
 from reconciler.kinds.registry import Registry
 from reconciler.specs import SpecSet
+from reconciler.store.clock import parse_stamp, stamp, utc_now
 from reconciler.store.health import HealthRecords, Incident
 
 

@@ -15,13 +15,13 @@ from reconciler.engine.planning import make_plan
 from reconciler.engine.plans import Change, Plan
 from reconciler.engine.status import explained, health_of, waiting
 from reconciler.engine.workspace import Workspace
-from reconciler.health.clock import parse_stamp, stamp, utc_now
 from reconciler.health.kind import POLICY_KIND, policy_spec
 from reconciler.health.model import HealthPolicySpec, KindCheck, SyncLagCheck
 from reconciler.health.probes import probe
 from reconciler.kinds.base import Checker, CheckResult, Planned, RecordFacts
 from reconciler.specs import Resource, SpecSet
 from reconciler.store import ResourceRecord
+from reconciler.store.clock import parse_stamp, stamp, utc_now
 from reconciler.store.health import HealthRecords
 
 RANK = {"Healthy": 0, "Suspended": 1, "Progressing": 2, "Unknown": 3, "Missing": 4, "Degraded": 5}

@@ -14,18 +14,13 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from reconciler.errors import StoreError
+from reconciler.store.clock import now
 from reconciler.store.schema import MIGRATIONS, SCHEMA_VERSION
-
-
-def now() -> str:
-    """The current time as ISO-8601 UTC with seconds, as stored everywhere."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class StoreDatabase:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.store.database import StoreDatabase, dumps, loads, now
+from reconciler.store.clock import now
+from reconciler.store.database import StoreDatabase, dumps, loads
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import LockHeld, StoreError
-from reconciler.store.database import StoreDatabase, now
+from reconciler.store.clock import now, parse_stamp
+from reconciler.store.database import StoreDatabase
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def _restarted_since(holder: LockHolder, me: Identity) -> bool:
         return False  # another machine of the same host name, or one that does not say
     booted = booted_at()
     try:
-        acquired = datetime.fromisoformat(holder.acquired_at.replace("Z", "+00:00"))
+        acquired = parse_stamp(holder.acquired_at)
     except ValueError:
         return False
     return booted is not None and acquired < booted

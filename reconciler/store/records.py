@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.redaction import printable, printable_data
-from reconciler.store.database import StoreDatabase, canonical_digest, dumps, loads, now
+from reconciler.store.clock import now
+from reconciler.store.database import StoreDatabase, canonical_digest, dumps, loads
 from reconciler.store.locking import ApplyLock
 
 JOURNAL_STATES = ("pending", "running", "done", "failed", "interrupted")

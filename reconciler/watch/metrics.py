@@ -16,12 +16,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from reconciler.health.clock import parse_stamp
 from reconciler.health.kind import POLICY_KIND
 from reconciler.health.policies import RANK
 from reconciler.kinds.base import Activity, Checker
 from reconciler.kinds.registry import Registry
 from reconciler.store import Store
+from reconciler.store.clock import parse_stamp
 from reconciler.store.health import HealthRecords
 
 

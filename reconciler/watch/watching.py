@@ -27,6 +27,7 @@ from reconciler.health.healing import heal, next_due
 from reconciler.health.kind import policy_spec
 from reconciler.health.policies import check_health, policies
 from reconciler.specs import SpecSet, spec_digest
+from reconciler.store import now, parse_stamp, utc_now
 from reconciler.watch.listener import HookServer
 from reconciler.watch.metrics import WatchMetrics
 from reconciler.watch.triggers import CommitPoller, Triggers, watch_directory
@@ -248,7 +249,7 @@ class Watcher:
         self.metrics.duration.observe(seconds)
         if outcome == "success":
             self.metrics.last_success.set(time.time())
-        self.last = {"reconcile": _stamp(), "outcome": outcome, "error": error}
+        self.last = {"reconcile": now(), "outcome": outcome, "error": error}
         return seconds
 
     def health(self, force: bool) -> bool:
@@ -327,10 +328,5 @@ class _ActionLog(Listener):
         )
 
 
-def _stamp() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _age(stamp: str) -> float:
-    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    return (datetime.now(UTC) - moment).total_seconds()
+def _age(written: str) -> float:
+    return (utc_now() - parse_stamp(written)).total_seconds()

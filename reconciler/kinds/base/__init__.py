@@ -46,7 +46,6 @@ class Context:
     resources: Mapping[str, Resource] = field(default_factory=dict)  # every loaded spec
     spec_commit: str | None = None  # the commit the specs were read from (None: a directory)
     parallelism: int = 4
-    progress: Callable[[str], None] = field(default=lambda _message: None)
     # (address, name) -> that resource's repository, asked of its kind (RepositoryProvider).
     repositories: Callable[[str, str], Remote] = field(default=_no_repository)
 

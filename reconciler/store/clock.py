@@ -1,4 +1,4 @@
-"""The time health reads: now in UTC, and the store's ISO stamps (`…Z`) read and written."""
+"""Time as the store keeps it: ISO-8601 UTC stamps (`2026-12-04T21:13:03.123Z`) written, read."""
 
 from __future__ import annotations
 
@@ -18,3 +18,8 @@ def parse_stamp(stamp: str) -> datetime:
 def stamp(moment: datetime, timespec: str = "milliseconds") -> str:
     """`moment` as the store writes it."""
     return moment.isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+def now() -> str:
+    """The current time as the store writes it."""
+    return stamp(utc_now())
