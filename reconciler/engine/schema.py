@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -18,7 +19,7 @@ def json_schema(registry: Registry) -> dict[str, Any]:
     definitions.update(metadata.pop("$defs", {}))
     definitions["Metadata"] = metadata
     for kind, model in registry.spec_models().items():
-        spec = model.model_json_schema(ref_template="#/$defs/{model}")
+        spec = _separate(kind, model.model_json_schema(ref_template="#/$defs/{model}"), definitions)
         definitions.update(spec.pop("$defs", {}))
         definitions[f"{kind}Spec"] = spec
         variants.append(
@@ -40,3 +41,20 @@ def json_schema(registry: Registry) -> dict[str, Any]:
         "oneOf": variants,
         "$defs": definitions,
     }
+
+
+def _separate(kind: str, spec: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
+    """`spec` with each of its definitions whose name another kind already uses for a
+    different model (two kinds' `TargetSpec`) renamed `<kind><name>`, references included."""
+    taken = [
+        name
+        for name, definition in spec.get("$defs", {}).items()
+        if name in definitions and definitions[name] != definition
+    ]
+    text = json.dumps(spec)
+    for name in taken:
+        text = text.replace(f'"#/$defs/{name}"', f'"#/$defs/{kind}{name}"')
+    separated: dict[str, Any] = json.loads(text)
+    for name in taken:
+        separated["$defs"][f"{kind}{name}"] = separated["$defs"].pop(name)
+    return separated
