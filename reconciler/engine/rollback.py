@@ -8,7 +8,8 @@ from reconciler.engine.planning import load
 from reconciler.engine.workspace import Workspace
 from reconciler.errors import ReconcilerError
 from reconciler.kinds.base import ActionResult, Rollbacker
-from reconciler.store import now
+from reconciler.specs import SpecSet
+from reconciler.store import ResourceRecord, now
 
 
 def rollback(
@@ -20,45 +21,54 @@ def rollback(
     try:
         if note:
             store.add_event("warning", note)
-        specs = load(workspace)
-        resource = specs.by_address().get(address)
-        record = store.resource(address)
-        if resource is None or record is None:
-            raise ReconcilerError(f"{address}: no applied resource of that address to roll back")
-        controller = workspace.registry[resource.kind]
-        if not isinstance(controller, Rollbacker):
-            raise ReconcilerError(f"{resource.kind} resources cannot be rolled back")
-        revision = store.begin_revision("rollback", specs.source, specs.commit, specs.digest)
-        entry = store.journal_add(revision, address, "rollback", [{"op": "rollback", "to": to}])
-        store.journal_start(entry)
-        try:
-            result = controller.rollback(resource, record, to, workspace.context(specs))
-        except ReconcilerError as error:  # refused before anything changed: record stays as is
-            message = workspace.redact(str(error))
-            store.record_result(entry, "failed", 1, message, {}, None, [])
-            store.finish_revision(revision, "failed", {})
-            raise ReconcilerError(f"rollback {address}: {message}") from None
-        result = result.redacted(workspace.redact)
-        message = result.message
-        state = dict(record.state)
-        if isinstance(result.state, dict):
-            state.update(result.state)
-        updated = replace(
-            record,
-            state=state,
-            revision_id=revision,
-            last_applied_at=now(),
-            outcome=result.outcome,
-            message=message,
-            pinned=result.pin if result.outcome == "done" else record.pinned,
-        )
-        history = {**result.history, "revision": revision, "outcome": result.outcome}
-        status = "done" if result.outcome == "done" else "failed"
-        store.record_result(entry, status, 1, message, result.history, updated, [history])
-        store.finish_revision(revision, "success" if status == "done" else "failed", {})
-        return replace(result, message=message)
+        return _rollback(workspace, load(workspace), address, to)
     finally:
         store.lock.release()
+
+
+def _rollback(workspace: Workspace, specs: SpecSet, address: str, to: str | None) -> ActionResult:
+    """The rollback itself, under the lock: journalled, recorded, the revision finished."""
+    store = workspace.store
+    resource = specs.by_address().get(address)
+    record = store.resource(address)
+    if resource is None or record is None:
+        raise ReconcilerError(f"{address}: no applied resource of that address to roll back")
+    controller = workspace.registry[resource.kind]
+    if not isinstance(controller, Rollbacker):
+        raise ReconcilerError(f"{resource.kind} resources cannot be rolled back")
+    revision = store.begin_revision("rollback", specs.source, specs.commit, specs.digest)
+    entry = store.journal_add(revision, address, "rollback", [{"op": "rollback", "to": to}])
+    store.journal_start(entry)
+    try:
+        result = controller.rollback(resource, record, to, workspace.context(specs))
+    except ReconcilerError as error:  # refused before anything changed: record stays as is
+        message = workspace.redact(str(error))
+        store.record_result(entry, "failed", 1, message, {}, None, [])
+        store.finish_revision(revision, "failed", {})
+        raise ReconcilerError(f"rollback {address}: {message}") from None
+    result = result.redacted(workspace.redact)
+    updated = _rolled_back(record, result, revision)
+    history = {**result.history, "revision": revision, "outcome": result.outcome}
+    status = "done" if result.outcome == "done" else "failed"
+    store.record_result(entry, status, 1, result.message, result.history, updated, [history])
+    store.finish_revision(revision, "success" if status == "done" else "failed", {})
+    return result
+
+
+def _rolled_back(record: ResourceRecord, result: ActionResult, revision: int) -> ResourceRecord:
+    """The resource's record after the rollback: its state, outcome and (if done) pin."""
+    state = dict(record.state)
+    if isinstance(result.state, dict):
+        state.update(result.state)
+    return replace(
+        record,
+        state=state,
+        revision_id=revision,
+        last_applied_at=now(),
+        outcome=result.outcome,
+        message=result.message,
+        pinned=result.pin if result.outcome == "done" else record.pinned,
+    )
 
 
 def unpin(workspace: Workspace, address: str) -> str:
