@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -149,3 +150,33 @@ def test_the_version_is_the_installed_distributions() -> None:
         [sys.executable, "-m", "reconciler", "--version"], capture_output=True, text=True
     )
     assert process.stdout == f"reconciler, version {__version__}\n"
+
+
+def test_apply_on_a_terminal_draws_its_progress_with_the_console_made_late(
+    ws: Workspace,
+) -> None:
+    # A rich Progress takes the stderr console as a context manager: the real one is given.
+    ok(ws.run("init", "specs"))
+    leader, follower = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "apply", "--yes"],
+        cwd=ws.root,
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert process.wait(timeout=120) == 0
+    text = b"".join(chunks).decode(errors="replace")
+    assert "internal error" not in text
+    assert "applying" in text and "Apply complete (revision 1)" in text

@@ -34,10 +34,14 @@ class _LazyConsole:
         self._to_stderr = to_stderr
         self._console: Console | None = None
 
-    def __getattr__(self, name: str) -> Any:
+    def made(self) -> Console:
+        """The Console itself (made now if it is not yet)."""
         if self._console is None:
             self._console = _console(self._to_stderr)
-        return getattr(self._console, name)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.made(), name)
 
 
 if TYPE_CHECKING:
@@ -46,6 +50,12 @@ if TYPE_CHECKING:
 else:
     stdout = _LazyConsole(False)
     stderr = _LazyConsole(True)
+
+
+def real(console: Console) -> Console:
+    """The rich Console behind `stdout` or `stderr`, for rich objects that use it as a
+    context manager (a Progress): special methods are not forwarded."""
+    return console.made() if isinstance(console, _LazyConsole) else console
 
 
 def say(line: str) -> None:

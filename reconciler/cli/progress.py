@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from reconciler.cli import render
-from reconciler.cli.context import stderr, stdout
+from reconciler.cli.context import real, stderr, stdout
 from reconciler.engine.applying import ActionReport, Listener
 
 
@@ -49,5 +49,5 @@ def progress() -> Iterator[Listener]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=stderr, transient=True) as bar:
+    with Progress(*columns, console=real(stderr), transient=True) as bar:
         yield _ProgressListener(bar)
