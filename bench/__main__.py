@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
+    cli_start,
     environment_deploy,
     incremental_sync,
     initial_mirror,
@@ -42,6 +43,7 @@ BENCHMARKS: dict[str, Callable[..., Result]] = {
 ROW_BENCHMARKS: dict[str, Callable[[], list[dict[str, Any]]]] = {
     "taxonomy_merge": taxonomy_merge.run,
     "watch_latency": watch_latency.run,
+    cli_start.NAME: cli_start.run,
 }
 
 

@@ -12,8 +12,6 @@ from reconciler.cli.context import (
     stdout,
     targets_option,
 )
-from reconciler.engine.planning import load, make_plan
-from reconciler.engine.status import status_rows, watch_problem
 from reconciler.errors import ReconcilerError
 
 
@@ -22,6 +20,9 @@ from reconciler.errors import ReconcilerError
 @targets_option
 def status(as_json: bool, targets: tuple[str, ...]) -> int:
     """Per resource: sync status, health, last apply, pins (observes now)."""
+    from reconciler.engine.planning import load, make_plan
+    from reconciler.engine.status import status_rows, watch_problem
+
     workspace = reading_workspace()
     rows = status_rows(make_plan(workspace, load(workspace), list(targets)), workspace.store)
     problem = watch_problem(workspace.store)

@@ -9,54 +9,83 @@ import importlib
 import signal
 import sys
 import threading
-import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
 
-from reconciler.cli import render
+from reconciler import __version__
 from reconciler.cli.context import (
     TopOptions,
     current_workspace,
     parallelism_option,
+    say,
     seconds,
     stderr,
     stdout,
     targets_option,
 )
-from reconciler.cli.example import write_example
 from reconciler.cli.inspect import history, schema, state, status
-from reconciler.engine import rollback as rollbacks
-from reconciler.engine.applying import ActionReport, Listener, locked_apply
-from reconciler.engine.plancheck import load_plan
-from reconciler.engine.planning import load, make_plan
-from reconciler.engine.plans import Plan
-from reconciler.engine.staleness import check_current
 from reconciler.errors import ReconcilerError, SpecError
 from reconciler.redaction import printable
 
+if TYPE_CHECKING:
+    from reconciler.engine.plans import Plan
+
+# Every command imports the engine, the kinds and rich inside its body: `--help` and
+# `validate` then import only what they use (issue 14: CLI start).
+
+
+class Lazy(NamedTuple):
+    """A command imported when it runs: where it is, and the summary `--help` lists for it
+    (equal to the command's own, tests/test_cli_start.py checks)."""
+
+    target: str  # module:attribute
+    summary: str
+
 
 class LazyGroup(click.Group):
-    """A group whose heavier commands are imported only when run (or listed by --help)."""
+    """A group whose heavier commands are imported only when run; `--help` lists them from
+    their summaries without importing them."""
 
     lazy = {
-        "taxonomy": "reconciler.cli.taxonomy:taxonomy_group",
-        "watch": "reconciler.cli.watch:watch",
-        "health": "reconciler.cli.watch:health",
-        "heal": "reconciler.cli.watch:heal_command",
-        "metrics": "reconciler.cli.watch:metrics",
+        "taxonomy": Lazy("reconciler.cli.taxonomy:taxonomy_group", "Taxonomy helpers."),
+        "watch": Lazy(
+            "reconciler.cli.watch:watch",
+            "Reconcile continuously: on spec changes, new commits, webhooks and every interval.",
+        ),
+        "health": Lazy(
+            "reconciler.cli.watch:health",
+            "Run the health policies' checks now; exit 1 when anything is unhealthy.",
+        ),
+        "heal": Lazy(
+            "reconciler.cli.watch:heal_command",
+            "Check now, then run the remediations the policies call for.",
+        ),
+        "metrics": Lazy(
+            "reconciler.cli.watch:metrics",
+            "Success rates, timings and resources per health, computed from the store.",
+        ),
     }
+    _LISTING = "reconciler.listing"  # ctx.meta key: set while --help lists the commands
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        ctx.meta[self._LISTING] = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            del ctx.meta[self._LISTING]
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.lazy and cmd_name not in self.commands:
-            module, _, name = self.lazy[cmd_name].partition(":")
+            if ctx.meta.get(self._LISTING):
+                # A stand-in with the same help: click shortens it as it would the real one.
+                return click.Command(cmd_name, help=self.lazy[cmd_name].summary)
+            module, _, name = self.lazy[cmd_name].target.partition(":")
             self.add_command(getattr(importlib.import_module(module), name), cmd_name)
         return super().get_command(ctx, cmd_name)
 
@@ -78,7 +107,9 @@ class LazyGroup(click.Group):
     help="The SQLite state store.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks of unexpected errors.")
-@click.version_option(package_name="reconciler")
+# The version as the package says it (no metadata lookup: it costs 20 ms of every start);
+# tests/test_cli_start.py checks it is the installed distribution's.
+@click.version_option(__version__, package_name="reconciler")
 @click.pass_context
 def cli(ctx: click.Context, specs: str, state: Path, verbose: bool) -> None:
     """reconciler: declarative GitOps reconciliation of mirrors, taxonomies and environments."""
@@ -89,6 +120,8 @@ def cli(ctx: click.Context, specs: str, state: Path, verbose: bool) -> None:
 @click.argument("directory", default="specs", type=click.Path(file_okay=False, path_type=Path))
 def init(directory: Path) -> int:
     """Write a commented example specs directory, with demo repositories it works on."""
+    from reconciler.cli.example import write_example
+
     spec, demo = write_example(directory)
     specs = "" if directory == Path("specs") else f" --specs {directory}"
     stdout.print(
@@ -101,8 +134,10 @@ def init(directory: Path) -> int:
 @cli.command()
 def validate() -> int:
     """Load and validate every spec; exit 0 or 1."""
+    from reconciler.engine.planning import load
+
     specs = load(current_workspace())
-    stdout.print(f"{len(specs.resources)} resources valid ({specs.digest[:19]}).")
+    say(f"{len(specs.resources)} resources valid ({specs.digest[:19]}).")
     return 0
 
 
@@ -130,6 +165,8 @@ def plan(
     parallelism: int,
 ) -> int:
     """Observe, diff and print the plan; changes nothing but the observation cache."""
+    from reconciler.engine.planning import load, make_plan
+
     workspace = current_workspace(parallelism)
     result = make_plan(workspace, load(workspace), list(targets))
     if out is not None:
@@ -141,6 +178,8 @@ def plan(
 
 
 def _show_plan(result: Plan, fmt: str) -> None:
+    from reconciler.cli import render
+
     if fmt == "json":
         render.print_json(stdout, result.to_json())
     elif fmt == "markdown":
@@ -164,6 +203,13 @@ def apply(
     planfile: Path | None, yes: bool, lock_timeout: str, targets: tuple[str, ...], parallelism: int
 ) -> int:
     """Apply a fresh plan, or exactly a saved one (refused if stale)."""
+    from reconciler.cli import render
+    from reconciler.cli.progress import progress
+    from reconciler.engine.applying import locked_apply
+    from reconciler.engine.plancheck import load_plan
+    from reconciler.engine.planning import load, make_plan
+    from reconciler.engine.staleness import check_current
+
     workspace = current_workspace(parallelism)
     timeout = seconds(lock_timeout, "--lock-timeout")
     if planfile is not None and targets:
@@ -183,7 +229,7 @@ def apply(
             return True
         return click.confirm("Apply these changes?", default=False)
 
-    with _progress() as listener:
+    with progress() as listener:
         result, report = locked_apply(
             workspace, prepare, confirm, timeout, listener, replanning=planfile is None
         )
@@ -196,47 +242,6 @@ def apply(
     return 0 if report.ok else 1
 
 
-class _ProgressListener(Listener):
-    """A progress bar on a terminal; one line per action either way."""
-
-    def __init__(self, progress: Any) -> None:  # a rich Progress, or None in a pipe
-        self.progress = progress
-        self.task: Any = None
-
-    def planned(self, total_actions: int) -> None:
-        if self.progress is not None and total_actions:
-            self.task = self.progress.add_task("applying", total=total_actions)
-
-    def finished(self, report: ActionReport) -> None:
-        console = self.progress.console if self.progress else stdout
-        console.print(render.action_line(report), highlight=False)
-        if self.progress is not None and self.task is not None:
-            self.progress.advance(self.task)
-
-
-@contextmanager
-def _progress() -> Iterator[Listener]:
-    if not stderr.is_terminal:
-        yield _ProgressListener(None)
-        return
-    from rich.progress import (  # only on a terminal: it is slow to import
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=stderr, transient=True) as progress:
-        yield _ProgressListener(progress)
-
-
 @cli.command("rollback")
 @click.argument("address")
 @click.option("--to", "to", metavar="REV", help="The release or version to return to.")
@@ -244,6 +249,9 @@ def _progress() -> Iterator[Listener]:
 @click.option("--lock-timeout", default="0", show_default=True, help="Wait for the lock.")
 def rollback_command(address: str, to: str | None, unpin: bool, lock_timeout: str) -> int:
     """Return a resource to an earlier recorded revision, and pin it there."""
+    from reconciler.cli import render
+    from reconciler.engine import rollback as rollbacks
+
     workspace = current_workspace()
     if unpin:
         stdout.print(rollbacks.unpin(workspace, address))
@@ -307,6 +315,8 @@ def run(arguments: list[str], verbose: bool = False) -> int:
     except Exception as error:  # a bug: one line, the traceback only with -v
         stderr.print(printable(f"internal error: {type(error).__name__}: {error}"), markup=False)
         if verbose:
+            import traceback
+
             stderr.print(traceback.format_exc(), markup=False)
         else:
             stderr.print("run with -v for the traceback", style="dim")

@@ -6,18 +6,16 @@ remote wrote is displayed without the control sequences that would drive the ter
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-
-from reconciler.engine.applying import ActionReport, ApplyReport
-from reconciler.engine.plans import Change, Plan, Step
-from reconciler.engine.status import sync_of
 from reconciler.redaction import printable, printable_data
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from reconciler.engine.applying import ActionReport, ApplyReport
+    from reconciler.engine.plans import Change, Plan, Step
 
 SYMBOLS = {"create": "+", "update": "~", "delete": "-", "blocked": "!", "noop": " "}
 COLOURS = {
@@ -65,11 +63,15 @@ STEP_COLOURS = {
 
 def shown(text: object) -> str:
     """`text` ready for rich: without terminal control characters, markup escaped."""
+    from rich.markup import escape  # imported when output is made: rich is slow to import
+
     return escape(printable(str(text)))
 
 
 def print_json(console: Console, data: Any) -> None:
     """Plain JSON on stdout, never coloured or wrapped, without control characters."""
+    import json
+
     console.file.write(json.dumps(printable_data(data), indent=2, sort_keys=False) + "\n")
 
 
@@ -112,6 +114,8 @@ def _step(step: Step) -> str:
 
 
 def _summary_line(plan: Plan) -> str:
+    from reconciler.engine.status import sync_of
+
     s = plan.summary()
     if not plan.pending:
         # Refs skip leaves still differ (status: OutOfSync): those resources do not "match".
@@ -190,6 +194,8 @@ def apply_summary(console: Console, report: ApplyReport) -> None:
 
 def table(console: Console, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
     """A simple table (rich draws it; in a pipe it is still readable text)."""
+    from rich.table import Table
+
     grid = Table(*columns, box=None, pad_edge=False, highlight=False)
     for row in rows:
         grid.add_row(*(shown("" if v is None else str(v)) for v in row))
