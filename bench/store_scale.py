@@ -42,7 +42,10 @@ _START = 1_767_225_600  # 2026-01-01T00:00:00Z: one apply a minute from here
 
 
 def _stamp(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds * 1000) % 1000:03d}Z"
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        + f".{int(seconds * 1000) % 1000:03d}Z"
+    )
 
 
 def real_applies(env: Env, root: Path) -> tuple[Path, Path]:
@@ -76,13 +79,15 @@ def grow(state: Path, applies: int, seed: int = 14) -> None:
         db.row_factory = sqlite3.Row
         template = {
             kind: db.execute(
-                "SELECT * FROM journal WHERE address LIKE ? ORDER BY id DESC LIMIT 1", (kind + "/%",)
+                "SELECT * FROM journal WHERE address LIKE ? ORDER BY id DESC LIMIT 1",
+                (kind + "/%",),
             ).fetchone()
             for kind in ("Mirror", "Environment")
         }
         history = {
             kind: db.execute(
-                "SELECT * FROM history WHERE address LIKE ? ORDER BY id DESC LIMIT 1", (kind + "/%",)
+                "SELECT * FROM history WHERE address LIKE ? ORDER BY id DESC LIMIT 1",
+                (kind + "/%",),
             ).fetchone()
             for kind in ("Mirror", "Environment")
         }
@@ -98,19 +103,45 @@ def grow(state: Path, applies: int, seed: int = 14) -> None:
             status = "failed" if rng.random() < 0.03 else "done"
             started, finished = _stamp(at), _stamp(at + took)
             revisions.append(
-                (number, started, finished, revision["trigger"], revision["specs_source"],
-                 revision["specs_commit"], revision["specs_digest"],
-                 "success" if status == "done" else "failed", revision["summary"])
+                (
+                    number,
+                    started,
+                    finished,
+                    revision["trigger"],
+                    revision["specs_source"],
+                    revision["specs_commit"],
+                    revision["specs_digest"],
+                    "success" if status == "done" else "failed",
+                    revision["summary"],
+                )
             )
             journal.append(
-                (number, row["address"], row["unit"], row["steps"], status, 1, started,
-                 finished, row["message"], row["details"])
+                (
+                    number,
+                    row["address"],
+                    row["unit"],
+                    row["steps"],
+                    status,
+                    1,
+                    started,
+                    finished,
+                    row["message"],
+                    row["details"],
+                )
             )
             histories.append((row["address"], number, finished, entry["entry"]))
             if number % 2 == 0:
                 health = "Healthy" if status == "done" else "Degraded"
-                results.append((finished, "web-health", row["address"], health, "checks pass",
-                                '{"checks":[{"type":"sync","status":"' + health + '"}]}'))
+                results.append(
+                    (
+                        finished,
+                        "web-health",
+                        row["address"],
+                        health,
+                        "checks pass",
+                        '{"checks":[{"type":"sync","status":"' + health + '"}]}',
+                    )
+                )
             if number % 50 == 0:
                 events.append((finished, "info", None, f"watch: reconcile resolved at {number}"))
         db.executemany("INSERT INTO revisions VALUES (?,?,?,?,?,?,?,?,?)", revisions)
@@ -119,8 +150,9 @@ def grow(state: Path, applies: int, seed: int = 14) -> None:
             "started_at, finished_at, message, details) VALUES (?,?,?,?,?,?,?,?,?,?)",
             journal,
         )
-        db.executemany("INSERT INTO history(address, revision_id, at, entry) VALUES (?,?,?,?)",
-                       histories)
+        db.executemany(
+            "INSERT INTO history(address, revision_id, at, entry) VALUES (?,?,?,?)", histories
+        )
         db.executemany(
             "INSERT INTO health_results(at, policy, address, status, message, report) "
             "VALUES (?,?,?,?,?,?)",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.store.clock import now
-from reconciler.store.database import StoreDatabase, dumps, loads
+from reconciler.store.database import StoreDatabase, dumps
 from reconciler.store.schema import JOURNAL_MILLISECONDS
 
 
