@@ -63,7 +63,8 @@ def _edges(path: Path) -> None:
         store.finish_revision(revision, "success", {})
         store.execute(
             "UPDATE journal SET started_at = '2026-12-04T10:00:00.500Z', "
-            "finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', '2026-12-04T10:00:00.500', ? || ' seconds') "
+            "finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', '2026-12-04T10:00:00.500', "
+            "? || ' seconds') "
             "WHERE id = ?",
             (f"{ms / 1000:.3f}", entry),
         )
