@@ -95,7 +95,7 @@ def grow(state: Path, applies: int, seed: int = 14) -> None:
         first = int(revision["id"]) + 1
         db.execute("BEGIN IMMEDIATE")
         revisions, journal, histories, results, events = [], [], [], [], []
-        for number in range(first, first + applies - first + 1):
+        for number in range(first, applies + 1):
             at = _START + number * 60.0
             kind = "Environment" if rng.random() < 0.15 else "Mirror"
             row, entry = template[kind], history[kind]
@@ -159,10 +159,181 @@ def grow(state: Path, applies: int, seed: int = 14) -> None:
             results,
         )
         db.executemany("INSERT INTO events(at, level, address, message) VALUES (?,?,?,?)", events)
-        last = first + applies - first
+        last = applies
         # Mirror/core was last applied in the newest revision; Environment/web long ago
         # (a revision prune must keep).
         db.execute("UPDATE resources SET revision_id = ? WHERE kind = 'Mirror'", (last,))
         db.execute("UPDATE resources SET revision_id = ? WHERE kind = 'Environment'", (first + 10,))
         db.execute("COMMIT")
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+# What `metrics` computes, as one would write it for the sqlite3 CLI: per activity the
+# count, successes, mean and p95 of the finished entries' durations.
+_DURATIONS = (
+    "WITH d AS (SELECT CASE WHEN address LIKE 'Environment/%' THEN 'deploy' "
+    "WHEN address LIKE 'Mirror/%' OR address LIKE 'Taxonomy/%' THEN 'sync' END AS activity, "
+    "status, MAX(0, (julianday(finished_at) - julianday(started_at)) * 86400) AS s "
+    "FROM journal WHERE status IN ('done', 'failed') AND started_at IS NOT NULL) "
+)
+BASELINE_QUERY = "".join(
+    f"{_DURATIONS}SELECT '{a}', COUNT(*), round(AVG(status = 'done'), 4), round(AVG(s), 3), "
+    f"(SELECT round(s, 3) FROM d WHERE activity = '{a}' ORDER BY s LIMIT 1 OFFSET "
+    f"(SELECT MAX(0, (COUNT(*) * 95 + 99) / 100 - 1) FROM d WHERE activity = '{a}')) "
+    f"FROM d WHERE activity = '{a}';\n"
+    for a in ("sync", "deploy")
+)
+# The same rows `state prune --keep 500` removes, as plain SQL (then VACUUM).
+_PROTECTED = (
+    "(SELECT revision_id FROM resources UNION SELECT id FROM revisions WHERE outcome = 'running')"
+)
+_CUT = "(SELECT id FROM revisions ORDER BY id DESC LIMIT 1 OFFSET 499)"
+_SINCE = f"(SELECT started_at FROM revisions WHERE id = {_CUT})"
+BASELINE_PRUNE = f"""PRAGMA foreign_keys = ON;
+BEGIN;
+DELETE FROM journal WHERE revision_id < {_CUT} AND revision_id NOT IN {_PROTECTED};
+DELETE FROM history WHERE id NOT IN (SELECT MAX(id) FROM history GROUP BY address)
+  AND revision_id < {_CUT} AND revision_id NOT IN {_PROTECTED};
+DELETE FROM revisions WHERE id < {_CUT} AND id NOT IN {_PROTECTED};
+DELETE FROM events WHERE at < {_SINCE};
+DELETE FROM health_results WHERE at < {_SINCE}
+  AND id NOT IN (SELECT MAX(id) FROM health_results GROUP BY policy, address);
+COMMIT;
+VACUUM;
+PRAGMA wal_checkpoint(TRUNCATE);
+"""
+
+_IN_PROCESS = """
+import sqlite3, statistics, sys, time
+from pathlib import Path
+from reconciler.kinds.registry import default_registry
+from reconciler.store import Store
+from reconciler.watch.metrics import store_metrics
+path, query, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+store, registry, plain = Store(Path(path)), default_registry(), sqlite3.connect(path)
+ours, theirs = [], []
+for _ in range(runs + 1):  # the first of each is a warm-up
+    started = time.perf_counter(); store_metrics(store, registry)
+    ours.append(time.perf_counter() - started)
+    started = time.perf_counter(); plain.executescript(query)
+    theirs.append(time.perf_counter() - started)
+print(statistics.median(theirs[1:]), statistics.median(ours[1:]))
+"""
+
+
+def measured(env: Env, command: list[str], stdin: bytes | None = None) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one process."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command,
+        env=env.vars,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    if stdin is not None:
+        assert process.stdin is not None
+        process.stdin.write(stdin)
+        process.stdin.close()
+    _pid, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    if status != 0:
+        assert process.stderr is not None
+        raise RuntimeError(f"{command[0]} failed: {process.stderr.read().decode()[-2000:]}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def _row(name: str, baseline: float, ours: float, target: Any, note: str) -> dict[str, Any]:
+    return {
+        "benchmark": name,
+        "baseline_s": round(baseline, 3),
+        "reconciler_s": round(ours, 3),
+        "ratio": round(ours / baseline, 3),
+        "target": target,
+        "note": note,
+    }
+
+
+def run(applies: int = APPLIES, runs: int = 5) -> list[dict[str, Any]]:
+    """Build the store once, then measure both sides of each case."""
+    with tempfile.TemporaryDirectory(prefix="bench-store-") as temporary:
+        root = Path(temporary)
+        env = Env(root)
+        log(f"building a store of {applies} applies")
+        specs, state = real_applies(env, root)
+        grow(state, applies)
+        env.run(reconciler_command(specs, state, "state", "list"))  # migrated: untimed
+        for backup in state.parent.glob("*.bak"):
+            backup.unlink()
+        metrics = reconciler_command(specs, state, "metrics", "--format", "json")
+        sql = ["sqlite3", str(state)]
+        version = reconciler_command(specs, state, "--version")
+        ours: list[tuple[float, float]] = []
+        theirs: list[tuple[float, float]] = []
+        start: list[tuple[float, float]] = []
+        for number in range(runs + 1):  # alternating; the first pair is a warm-up
+            if number:
+                start.append(measured(env, version))
+            pair = [(ours, metrics, None), (theirs, sql, BASELINE_QUERY.encode())]
+            for into, command, stdin in pair if number % 2 else pair[::-1]:
+                result = measured(env, command, stdin)
+                if number:
+                    into.append(result)
+        log(f"metrics: reconciler {ours}, sqlite3 {theirs}")
+        warm = env.run([sys.executable, "-c", _IN_PROCESS, str(state), BASELINE_QUERY, str(runs)])
+        plain_s, in_process_s = map(float, warm.stdout.split())
+        size = state.stat().st_size
+        copies = [root / "ours.db", root / "theirs.db"]
+        for copy in copies:
+            shutil.copyfile(state, copy)
+        prune_ours, _ = measured(
+            env, reconciler_command(specs, copies[0], "state", "prune", "--keep", "500")
+        )
+        prune_theirs, _ = measured(env, ["sqlite3", str(copies[1])], BASELINE_PRUNE.encode())
+        sizes = [copy.stat().st_size for copy in copies]
+    wall = statistics.median(t for t, _ in ours)
+    rss = max(m for _, m in ours)
+    base_wall = statistics.median(t for t, _ in theirs)
+    base_rss = max(m for _, m in theirs)
+    return [
+        _row(
+            f"{NAME}_metrics_json",
+            base_wall,
+            wall,
+            f"<= {METRICS_BUDGET_S} s, <= {METRICS_BUDGET_MB} MB",
+            f"`metrics --format json` at {applies} applies ({size / 1e6:.0f} MB store): "
+            f"peak RSS {rss:.0f} MB (sqlite3 CLI {base_rss:.0f} MB); median of {runs}; "
+            f"start-up alone (`reconciler --version`) {statistics.median(t for t, _ in start):.3f} s",
+        ),
+        _row(
+            f"{NAME}_metrics_in_process",
+            plain_s,
+            in_process_s,
+            f"<= {METRICS_BUDGET_S} s",
+            "store_metrics() in a warm process (no start-up) vs python sqlite3 running the "
+            f"baseline query; budget {'met' if in_process_s <= METRICS_BUDGET_S else 'MISSED'}",
+        ),
+        _row(
+            f"{NAME}_prune_keep_500",
+            prune_theirs,
+            prune_ours,
+            "file shrinks",
+            f"`state prune --keep 500`: {size / 1e6:.0f} MB -> {sizes[0] / 1e6:.1f} MB "
+            f"(sqlite3 CLI, same DELETEs and VACUUM: {sizes[1] / 1e6:.1f} MB)",
+        ),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the rows."""
+    parser = argparse.ArgumentParser(prog="python -m bench.store_scale", description=__doc__)
+    parser.add_argument("--applies", type=int, default=APPLIES)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args(argv)
+    for row in run(args.applies, args.runs):
+        print(row)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
