@@ -26,6 +26,7 @@ from bench import (
     initial_mirror,
     many_refs,
     noop_plan,
+    store_scale,
     taxonomy_merge,
     watch_latency,
 )
@@ -44,6 +45,7 @@ ROW_BENCHMARKS: dict[str, Callable[[], list[dict[str, Any]]]] = {
     "taxonomy_merge": taxonomy_merge.run,
     "watch_latency": watch_latency.run,
     cli_start.NAME: cli_start.run,
+    store_scale.NAME: store_scale.run,
 }
 
 

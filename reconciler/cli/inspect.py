@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import click
 
 from reconciler.cli import render
 from reconciler.cli.context import (
     current_workspace,
     reading_workspace,
+    seconds,
     stderr,
     stdout,
     targets_option,
 )
 from reconciler.errors import ReconcilerError
+from reconciler.store.retention import prune_locked
 
 
 @click.command()
@@ -102,7 +106,7 @@ def history(address: str | None, as_json: bool) -> int:
 
 @click.group()
 def state() -> None:
-    """Read the state store; release a stale lock."""
+    """Read the state store; release a stale lock; prune old revisions."""
 
 
 @state.command("list")
@@ -138,6 +142,54 @@ def state_unlock(force: bool) -> int:
     """Release a stale apply lock."""
     stdout.print(current_workspace().store.lock.unlock(force))
     return 0
+
+
+@state.command("prune")
+@click.option(
+    "--keep", type=click.IntRange(min=1), metavar="N", help="Keep the newest N revisions."
+)
+@click.option(
+    "--older-than", metavar="DUR", help="Remove revisions started longer ago than DUR (90d)."
+)
+@click.option("--dry-run", is_flag=True, help="Count what would go; remove nothing.")
+@click.option(
+    "--lock-timeout",
+    default="0",
+    show_default=True,
+    help="Wait this long for an apply's lock (e.g. 30s) before giving up.",
+)
+def state_prune(keep: int | None, older_than: str | None, dry_run: bool, lock_timeout: str) -> int:
+    """Remove old revisions, their journal and history, old events and health results."""
+    if keep is None and older_than is None:
+        raise click.UsageError("say what to keep: --keep N and/or --older-than DUR")
+    age = None
+    if older_than is not None:
+        age = timedelta(seconds=seconds(older_than, "--older-than", positive=True))
+    store = current_workspace().store
+    pruned, note = prune_locked(store, keep, age, dry_run, seconds(lock_timeout, "--lock-timeout"))
+    if note:
+        stderr.print(f"note: {render.shown(note)}", highlight=False)
+    render.table(
+        stdout,
+        ("TABLE", "WOULD REMOVE" if dry_run else "REMOVED"),
+        list(pruned.counts.items()),
+    )
+    if pruned.window.first is None:
+        stdout.print("nothing is outside the window: every revision is kept")
+    elif dry_run:
+        stdout.print(
+            f"dry run: nothing removed; the window starts at revision {pruned.window.first}"
+        )
+    else:
+        stdout.print(
+            f"kept revisions from {pruned.window.first} on (and what the state still needs); "
+            f"store {_mb(pruned.bytes_before)} -> {_mb(pruned.bytes_after)}"
+        )
+    return 0
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
 
 
 @click.command()

@@ -51,7 +51,22 @@ def _listen(text: str) -> tuple[str, int] | None:
 @click.option(
     "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
-def watch(interval: str, poll: str, listen: str, once: bool, log_format: str) -> int:
+@click.option(
+    "--keep",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Prune the store hourly to this many revisions (0: keep all).",
+)
+@click.option(
+    "--keep-for",
+    default="90d",
+    show_default=True,
+    help="And to revisions younger than this (0: no age limit).",
+)
+def watch(
+    interval: str, poll: str, listen: str, once: bool, log_format: str, keep: int, keep_for: str
+) -> int:
     """Reconcile continuously: on spec changes, new commits, webhooks and every interval."""
     options = WatchOptions(
         interval=seconds(interval, "--interval", positive=True),
@@ -59,6 +74,8 @@ def watch(interval: str, poll: str, listen: str, once: bool, log_format: str) ->
         listen=_listen(listen),
         secret=os.environ.get(SECRET_VARIABLE) or None,
         once=once,
+        keep=keep,
+        keep_for=seconds(keep_for, "--keep-for"),
     )
     watcher = Watcher(current_workspace(), options, _logger(log_format))
     if once:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.store.clock import now
-from reconciler.store.database import StoreDatabase, dumps, loads
+from reconciler.store.database import StoreDatabase, dumps
+from reconciler.store.schema import JOURNAL_MILLISECONDS
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,11 @@ class HealthRecords:
             )
 
     def latest_results(self) -> list[dict[str, Any]]:
-        """The newest result of every (policy, address)."""
-        rows = self.db.query(
-            "SELECT * FROM health_results WHERE id IN "
+        """The newest status of every (policy, address), without the reports."""
+        return self.db.query(
+            "SELECT address, policy, status FROM health_results WHERE id IN "
             "(SELECT MAX(id) FROM health_results GROUP BY policy, address) ORDER BY address, policy"
         )
-        return [{**r, "report": loads(r["report"])} for r in rows]
 
     def last_checked(self, policy: str) -> str | None:
         """When the policy's checks last ran (any resource), or None."""
@@ -158,11 +158,21 @@ class HealthRecords:
         return bool(rows)
 
     # -- reads for metrics ---------------------------------------------------------------------
-    def journal_timings(self) -> list[dict[str, Any]]:
-        """Finished journal entries: address, status, started_at, finished_at."""
+    def journal_durations(self) -> list[dict[str, Any]]:
+        """Finished journal entries counted by address, status and duration in whole
+        milliseconds (`ms`, `n`), read from the `journal_durations` index alone."""
         return self.db.query(
-            "SELECT address, status, started_at, finished_at FROM journal "
-            "WHERE status IN ('done', 'failed') AND started_at IS NOT NULL"
+            f"SELECT address, status, {JOURNAL_MILLISECONDS} AS ms, COUNT(*) AS n FROM journal "
+            "WHERE status IN ('done', 'failed') AND ms IS NOT NULL GROUP BY status, address, ms"
+        )
+
+    def observed_health(self) -> list[dict[str, Any]]:
+        """Every stored resource's address, kind, whether it has a cached observation and
+        the health that observation gave."""
+        return self.db.query(
+            "SELECT r.address, r.kind, o.address IS NOT NULL AS observed, o.health "
+            "FROM resources r LEFT JOIN observations o ON o.address = r.address "
+            "ORDER BY r.address"
         )
 
     def remediation_outcomes(self) -> dict[str, int]:

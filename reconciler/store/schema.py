@@ -172,5 +172,29 @@ def _v4_lock_identity(db: Database) -> None:
             lock.add_column(column, kind)
 
 
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_versions, _v3_health, _v4_lock_identity]
+# A finished journal entry's duration in whole milliseconds (the store's stamps carry
+# milliseconds), as metrics read it; the v5 index holds it, so the query must spell it alike.
+JOURNAL_MILLISECONDS = (
+    "MAX(0, CAST(round((julianday(finished_at) - julianday(started_at)) * 86400000) AS INTEGER))"
+)
+
+
+def _v5_retention(db: Database) -> None:
+    # Metrics read durations per address from this covering index, never the journal's rows;
+    # `state prune` deletes journal and history rows by revision.
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS journal_durations ON journal"
+        f"(status, address, {JOURNAL_MILLISECONDS}, started_at, finished_at)"
+    )
+    db.table("journal").create_index(["revision_id"], if_not_exists=True)
+    db.table("history").create_index(["revision_id"], if_not_exists=True)
+
+
+MIGRATIONS: list[Migration] = [
+    _v1_initial,
+    _v2_versions,
+    _v3_health,
+    _v4_lock_identity,
+    _v5_retention,
+]
 SCHEMA_VERSION = len(MIGRATIONS)

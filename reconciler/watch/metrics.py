@@ -7,7 +7,6 @@ speak the same text format.
 from __future__ import annotations
 
 import math
-import statistics
 from collections import Counter as Tally
 from collections.abc import Iterator
 from typing import Any
@@ -21,41 +20,45 @@ from reconciler.health.policies import RANK
 from reconciler.kinds.base import Activity, Checker
 from reconciler.kinds.registry import Registry
 from reconciler.store import Store
-from reconciler.store.clock import parse_stamp
 from reconciler.store.health import HealthRecords
 
 
 def store_metrics(store: Store, registry: Registry) -> dict[str, Any]:
-    """Success rates and timings of syncs, deploys and remediations; resources per health."""
-    timings = HealthRecords(store).journal_timings()
-    outcomes = HealthRecords(store).remediation_outcomes()
+    """Success rates and timings of syncs, deploys and remediations; resources per health.
+
+    SQLite counts the journal's finished entries by address, status and duration (from an
+    index: the journal's rows are never read); the few groups are summed here per activity.
+    """
+    records = HealthRecords(store)
+    outcomes = records.remediation_outcomes()
     done, failed = outcomes.get("done", 0), outcomes.get("failed", 0)
-    kinds = {row["address"].partition("/")[0] for row in timings}
-    activities = {kind: _activity(registry, kind) for kind in kinds}
+    activities: dict[str, Activity | None] = {}
     by_activity: dict[Activity | None, list[dict[str, Any]]] = {"sync": [], "deploy": []}
-    for row in timings:
-        by_activity.setdefault(activities[row["address"].partition("/")[0]], []).append(row)
+    for group in records.journal_durations():
+        kind = group["address"].partition("/")[0]
+        if kind not in activities:
+            activities[kind] = _activity(registry, kind)
+        by_activity.setdefault(activities[kind], []).append(group)
     return {
         "sync": _summary(by_activity["sync"]),
         "deploy": _summary(by_activity["deploy"]),
         "remediation": {"total": done + failed, "success_rate": _rate(done, done + failed)},
-        "resources_by_health": resources_by_health(store),
+        "resources_by_health": resources_by_health(records),
     }
 
 
-def resources_by_health(store: Store) -> dict[str, int]:
+def resources_by_health(records: HealthRecords) -> dict[str, int]:
     """Stored resources counted by their latest health (a policy's verdict, else observed)."""
     verdicts: dict[str, str] = {}
-    for row in HealthRecords(store).latest_results():
+    for row in records.latest_results():
         old = verdicts.get(row["address"], "Healthy")
         verdicts[row["address"]] = max(old, row["status"], key=lambda s: RANK.get(s, 3))
     tally: Tally[str] = Tally()
-    for record in store.resources():
-        if record.kind == POLICY_KIND:
+    for row in records.observed_health():
+        if row["kind"] == POLICY_KIND:
             continue
-        observation = store.observation(record.address)
-        fallback = observation.health if observation else "Unknown"
-        tally[verdicts.get(record.address, fallback)] += 1
+        fallback = row["health"] if row["observed"] else "Unknown"
+        tally[verdicts.get(row["address"], fallback)] += 1
     return dict(sorted(tally.items()))
 
 
@@ -65,25 +68,38 @@ def _activity(registry: Registry, kind: str) -> Activity | None:
     return controller.activity if isinstance(controller, Checker) else None
 
 
-def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    seconds = [_seconds(r) for r in rows]
-    ok = sum(1 for r in rows if r["status"] == "done")
+def _summary(groups: list[dict[str, Any]]) -> dict[str, Any]:
+    """Count, success rate, mean and p95 of groups {status, ms, n}: the figures a list of
+    every duration in seconds would give, to the bit (the mean is `statistics.fmean`'s
+    exactly rounded sum, divided by the count)."""
+    total = sum(int(g["n"]) for g in groups)
+    ok = sum(int(g["n"]) for g in groups if g["status"] == "done")
+    if not total:
+        return {"total": 0, "success_rate": None, "mean_seconds": None, "p95_seconds": None}
+    counts: Tally[int] = Tally()
+    for group in groups:
+        counts[int(group["ms"])] += int(group["n"])
+    # Each duration as the float a division by 1000 gives, summed exactly over a common
+    # power-of-two denominator; one correctly rounded division, as math.fsum rounds.
+    ratios = {ms: (ms / 1000).as_integer_ratio() for ms in counts}
+    denominator = max(q for _p, q in ratios.values())
+    numerator = sum(p * (denominator // q) * counts[ms] for ms, (p, q) in ratios.items())
     return {
-        "total": len(rows),
-        "success_rate": _rate(ok, len(rows)),
-        "mean_seconds": round(statistics.fmean(seconds), 3) if seconds else None,
-        "p95_seconds": round(_p95(seconds), 3) if seconds else None,
+        "total": total,
+        "success_rate": _rate(ok, total),
+        "mean_seconds": round((numerator / denominator) / total, 3),
+        "p95_seconds": round(_nth(counts, max(0, math.ceil(0.95 * total) - 1)), 3),
     }
 
 
-def _seconds(row: dict[str, Any]) -> float:
-    start, end = parse_stamp(row["started_at"]), parse_stamp(row["finished_at"])
-    return max(0.0, (end - start).total_seconds())
-
-
-def _p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+def _nth(counts: Tally[int], index: int) -> float:
+    """The `index`-th smallest duration (from 0), in seconds, of {milliseconds: count}."""
+    seen = 0
+    for ms in sorted(counts):
+        seen += counts[ms]
+        if seen > index:
+            return ms / 1000
+    raise IndexError(index)
 
 
 def _rate(part: int, whole: int) -> float | None:

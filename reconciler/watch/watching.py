@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from reconciler.health.kind import policy_spec
 from reconciler.health.policies import check_health, policies
 from reconciler.specs import SpecSet, spec_digest
 from reconciler.store import now, parse_stamp, utc_now
+from reconciler.store.retention import prune, prune_locked
 from reconciler.watch.listener import HookServer
 from reconciler.watch.metrics import WatchMetrics
 from reconciler.watch.triggers import CommitPoller, Triggers, watch_directory
@@ -49,6 +50,9 @@ class WatchOptions:
     lock_timeout: float = 10.0
     max_backoff: float = 300.0
     forget_after: float = 2.0  # a spec gone from a specs directory: confirmed this much later
+    keep: int = 1000  # revisions `state prune` keeps (0: all)
+    keep_for: float = 90 * 86400.0  # and none older than this (0: no age limit)
+    prune_every: float = 3600.0
 
 
 class Watcher:
@@ -87,10 +91,12 @@ class Watcher:
                 "event": "watching",
                 "specs": shown(self.workspace.specs),
                 "listen": server.address if server else None,
+                "retention": self._retention(),
             }
         )
         next_reconcile = time.monotonic()
         next_poll = time.monotonic() + self.options.poll
+        next_prune = time.monotonic()  # after the first reconcile, then every prune_every
         reasons = {"start"}
         try:
             while not self.triggers.stopping.is_set():
@@ -106,12 +112,49 @@ class Watcher:
                     next_reconcile = time.monotonic() + self._delay(ok)
                 if not self.triggers.stopping.is_set():
                     self.health(force=False)
+                if not self.triggers.stopping.is_set() and time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + self.options.prune_every
+                    self.prune()
                 wake = min(next_reconcile, next_poll if self.poller else next_reconcile)
                 reasons = self.triggers.wait(min(wake - time.monotonic(), self._health_wait()))
         finally:
             if server is not None:
                 server.close()
             self.log({"event": "stopped"})
+
+    def _retention(self) -> str:
+        """What the hourly prune keeps, as the log says it."""
+        keep, days = self.options.keep, self.options.keep_for / 86400
+        parts = [f"{keep} revisions"] if keep else []
+        parts += [f"{days:g} days"] if self.options.keep_for else []
+        return ", ".join(parts) or "everything (no pruning)"
+
+    def prune(self) -> None:
+        """`state prune` with the watch's retention, under the lock; logged. A count without
+        the lock first, so a store with nothing to remove never has its lock taken."""
+        keep = self.options.keep or None
+        age = timedelta(seconds=self.options.keep_for) if self.options.keep_for else None
+        if keep is None and age is None:
+            return
+        store = self.workspace.store
+        try:
+            pruned = prune(store, keep, age, dry_run=True)
+            if pruned.total:
+                pruned, _note = prune_locked(
+                    store, keep, age, lock_timeout=self.options.lock_timeout, command="watch"
+                )
+        except ReconcilerError as error:  # the lock held (LockHeld), a store that fails
+            self.log({"event": "prune", "outcome": "error", "error": str(error)})
+            return
+        self.log(
+            {
+                "event": "prune",
+                "outcome": "done",
+                "keep": self._retention(),
+                "removed": {table: n for table, n in pruned.counts.items() if n},
+                "bytes": [pruned.bytes_before, pruned.bytes_after],
+            }
+        )
 
     def _serve(self) -> HookServer | None:
         if self.options.listen is None:
