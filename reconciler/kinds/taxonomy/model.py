@@ -8,6 +8,7 @@ problem at once, each at its own field and line.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import PurePosixPath
 from typing import Annotated, Literal
@@ -17,16 +18,22 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
     ValidationError,
+    ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
 from reconciler.git import Remote
 from reconciler.kinds.base.locations import Credentials, Location, Password
 from reconciler.kinds.taxonomy.folding import Fold, fold
-from reconciler.kinds.taxonomy.speccheck import spec_errors
+from reconciler.kinds.taxonomy.speccheck import WrittenTerm, spec_errors
 from reconciler.kinds.taxonomy.terms import Taxonomy, Term
+from reconciler.kinds.taxonomy.termsfile import FileTerm
+from reconciler.kinds.taxonomy.termsource import check_with_terms, load_terms
 from reconciler.specs.types import FieldError
 
 _TERM_ID = re.compile(r"^[A-Za-z0-9_]+(?:[.-][A-Za-z0-9_]+)*\Z")
@@ -160,24 +167,82 @@ class TargetSpec(Credentials):
         return f"{self.repo}@{self.branch}:{self.path}"
 
 
+class TermsFrom(BaseModel):
+    """`termsFrom: {file: terms.json, format: json}`: the terms kept in a file beside the
+    spec. Its digest is part of the spec's (dumped with it), so an edit of the file is a
+    change of the spec."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str = Field(
+        min_length=1, description="Relative to the spec file, inside its directory."
+    )
+    format: Literal["json", "csv"] | None = Field(
+        default=None, description="Default: from the file's suffix (.json, .csv)."
+    )
+    _digest: str = PrivateAttr(default="")
+
+    @field_validator("file")
+    @classmethod
+    def _inside(cls, file: str) -> str:
+        parts = file.replace("\\", "/").split("/")
+        if file.startswith("/") or "\\" in file or ".." in parts:
+            raise ValueError(
+                "a path relative to the spec file, inside its directory (no '..', not absolute)"
+            )
+        return file
+
+    @model_validator(mode="after")
+    def _format(self) -> TermsFrom:
+        if self.format is None:
+            suffix = PurePosixPath(self.file).suffix.lower()
+            self.format = {".json": "json", ".csv": "csv"}.get(suffix)  # type: ignore[assignment]
+            if self.format is None:
+                raise FieldError("cannot tell from the file name: set format: json or csv", "file")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _with_digest(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        data["digest"] = self._digest
+        return data
+
+
 class TaxonomySpec(BaseModel):
     """`spec:` of a Taxonomy."""
 
     model_config = ConfigDict(extra="forbid")
 
     terms: list[TermSpec] = Field(default_factory=list)
+    termsFrom: TermsFrom | None = Field(
+        default=None, description="Read the terms from a JSON or CSV file instead of `terms`."
+    )
     merges: list[MergeSpec] = Field(default_factory=list)
     targets: list[TargetSpec] = Field(min_length=1)
     conflictStrategy: Literal["spec", "target", "fail"] = Field(
         default="spec", description="Who wins a conflict: spec, target, or fail (block)."
     )
 
+    _file_terms: list[FileTerm] | None = PrivateAttr(default=None)
+
     @model_validator(mode="after")
-    def _consistent(self) -> TaxonomySpec:
-        errors = spec_errors(self)
+    def _consistent(self, info: ValidationInfo) -> TaxonomySpec:
+        if self.termsFrom is None:
+            errors = spec_errors(self)
+        else:
+            read, errors = load_terms(self, self.termsFrom, (info.context or {}).get("base_dir"))
+            self.termsFrom._digest = read.digest
+            if not errors:
+                self._file_terms = read.terms
+                errors = check_with_terms(self, read)
         if errors:
             raise ValidationError.from_exception_data("TaxonomySpec", errors)
         return self
+
+    @property
+    def written_terms(self) -> Sequence[WrittenTerm]:
+        """The terms as written: in `terms`, or in the `termsFrom` file."""
+        return self.terms if self._file_terms is None else self._file_terms
 
     def folds(self) -> list[Fold]:
         """The term merges, in order."""
@@ -186,7 +251,7 @@ class TaxonomySpec(BaseModel):
     @cached_property
     def taxonomy(self) -> Taxonomy:
         """The terms after the term merges: the `ours` side of every merge."""
-        return fold({t.id: t.term() for t in self.terms}, self.folds())
+        return fold({t.id: t.term() for t in self.written_terms}, self.folds())
 
     def target(self, unit: str) -> TargetSpec | None:
         """The target named `unit`, if it is still in the spec."""

@@ -6,24 +6,46 @@ loader reports all of them at once, each with its file and line.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from reconciler.kinds.taxonomy.folding import fold
 from reconciler.kinds.taxonomy.validating import Problem, problems, rings
 
+from reconciler.kinds.taxonomy.terms import Term
+
 if TYPE_CHECKING:  # types only: model imports this module to validate a spec
-    from reconciler.kinds.taxonomy.model import TaxonomySpec, TermSpec
+    from reconciler.kinds.taxonomy.model import TaxonomySpec
     from reconciler.kinds.taxonomy.terms import Taxonomy
 
 Loc = tuple[str | int, ...]
 Found = list[tuple[Loc, str, Any]]
 
 
+class WrittenTerm(Protocol):
+    """A term as written: in the spec (`TermSpec`) or in a terms file (`FileTerm`)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def parent(self) -> str | None: ...
+    @property
+    def aliases(self) -> list[str]: ...
+    @property
+    def related(self) -> list[str]: ...
+    @property
+    def replacedBy(self) -> str | None: ...  # noqa: N802 (the spec's field name)
+    def term(self) -> Term: ...
+
+
 def spec_errors(spec: TaxonomySpec) -> list[InitErrorDetails]:
     """Every problem of `spec` as pydantic error details."""
+    return [error_details(loc, message, value) for loc, message, value in spec_problems(spec)]
+
+
+def spec_problems(spec: TaxonomySpec) -> Found:
+    """Every problem of `spec`: (location, message, value)."""
     found: Found = []
     found += _ids(spec)
     found += _merges(spec)
@@ -31,10 +53,11 @@ def spec_errors(spec: TaxonomySpec) -> list[InitErrorDetails]:
     found += _targets(spec)
     if not found:  # the structure is only meaningful once every reference resolves
         found += _structure(spec)
-    return [_error(loc, message, value) for loc, message, value in found]
+    return found
 
 
-def _error(loc: Loc, message: str, value: Any) -> InitErrorDetails:
+def error_details(loc: Loc, message: str, value: Any) -> InitErrorDetails:
+    """One problem as a pydantic error at `loc`."""
     error = PydanticCustomError("taxonomy", "{message}", {"message": message})
     return InitErrorDetails(type=error, loc=loc, input=value)
 
@@ -50,15 +73,16 @@ def _repeats(keys: Iterable[Hashable]) -> Iterator[tuple[int, int]]:
 
 def _ids(spec: TaxonomySpec) -> Found:
     found: Found = []
-    for index, seen in _repeats(term.id for term in spec.terms):
-        term_id = spec.terms[index].id
+    terms = spec.written_terms
+    for index, seen in _repeats(term.id for term in terms):
+        term_id = terms[index].id
         message = f"duplicate term id {term_id!r} (first at terms[{seen}])"
         found.append((("terms", index, "id"), message, term_id))
     return found
 
 
 def _merges(spec: TaxonomySpec) -> Found:
-    ids = {t.id for t in spec.terms}
+    ids = {t.id for t in spec.written_terms}
     sources = {m.from_: i for i, m in reversed(list(enumerate(spec.merges)))}
     found: Found = []
     for index, item in enumerate(spec.merges):
@@ -81,10 +105,13 @@ def _merges(spec: TaxonomySpec) -> Found:
 
 
 def _references(spec: TaxonomySpec) -> Found:
-    ids = {t.id for t in spec.terms}
+    terms = spec.written_terms
+    ids = {t.id for t in terms}
     merged = {m.from_ for m in spec.merges}
     found: Found = []
-    for index, term in enumerate(spec.terms):
+    for index, term in enumerate(terms):
+        if not term.parent and not term.related and not term.replacedBy:
+            continue  # most terms: nothing to look up
         for loc, value in _term_references(term):
             where: Loc = ("terms", index, *loc)
             if value == term.id:
@@ -94,7 +121,7 @@ def _references(spec: TaxonomySpec) -> Found:
     return found
 
 
-def _term_references(term: TermSpec) -> list[tuple[Loc, str]]:
+def _term_references(term: WrittenTerm) -> list[tuple[Loc, str]]:
     found: list[tuple[Loc, str]] = []
     if term.parent:
         found.append((("parent",), term.parent))
@@ -114,8 +141,8 @@ def _targets(spec: TaxonomySpec) -> Found:
 
 def _structure(spec: TaxonomySpec) -> Found:
     """Cycles and alias clashes of the terms after the term merges."""
-    folded = fold({t.id: t.term() for t in spec.terms}, spec.folds())
-    index = {t.id: i for i, t in enumerate(spec.terms)}
+    folded = spec.taxonomy  # the terms after the merges, kept for planning
+    index = {t.id: i for i, t in enumerate(spec.written_terms)}
     into = {m.into: i for i, m in enumerate(spec.merges)}
     found = [_locate(p, spec, index, into) for p in problems(folded)]
     return found + _replacement_cycles(folded, index)
@@ -143,7 +170,7 @@ def _locate(
     position = index.get(problem.term)
     if position is None:
         return ("terms",), message, problem.term
-    term = spec.terms[position]
+    term = spec.written_terms[position]
     if problem.field != "aliases":
         return ("terms", position, problem.field), message, problem.value
     if problem.value in term.aliases:
