@@ -8,7 +8,6 @@ problem at once, each at its own field and line.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from functools import cached_property
 from pathlib import PurePosixPath
 from typing import Annotated, Literal
@@ -30,9 +29,8 @@ from pydantic import (
 from reconciler.git import Remote
 from reconciler.kinds.base.locations import Credentials, Location, Password
 from reconciler.kinds.taxonomy.folding import Fold, fold
-from reconciler.kinds.taxonomy.speccheck import WrittenTerm, spec_errors
+from reconciler.kinds.taxonomy.speccheck import spec_errors
 from reconciler.kinds.taxonomy.terms import Taxonomy, Term
-from reconciler.kinds.taxonomy.termsfile import FileTerm
 from reconciler.kinds.taxonomy.termsource import check_with_terms, load_terms
 from reconciler.specs.types import FieldError
 
@@ -223,7 +221,7 @@ class TaxonomySpec(BaseModel):
         default="spec", description="Who wins a conflict: spec, target, or fail (block)."
     )
 
-    _file_terms: list[FileTerm] | None = PrivateAttr(default=None)
+    _file_terms: list[Term] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> TaxonomySpec:
@@ -235,14 +233,18 @@ class TaxonomySpec(BaseModel):
             if not errors:
                 self._file_terms = read.terms
                 errors = check_with_terms(self, read)
+                read.items = []  # what placing a problem needed
         if errors:
             raise ValidationError.from_exception_data("TaxonomySpec", errors)
         return self
 
-    @property
-    def written_terms(self) -> Sequence[WrittenTerm]:
-        """The terms as written: in `terms`, or in the `termsFrom` file."""
-        return self.terms if self._file_terms is None else self._file_terms
+    @cached_property
+    def term_list(self) -> list[Term]:
+        """The terms in the order written (in `terms` or in the `termsFrom` file), before
+        the term merges."""
+        if self._file_terms is not None:
+            return self._file_terms
+        return [t.term() for t in self.terms]
 
     def folds(self) -> list[Fold]:
         """The term merges, in order."""
@@ -251,7 +253,7 @@ class TaxonomySpec(BaseModel):
     @cached_property
     def taxonomy(self) -> Taxonomy:
         """The terms after the term merges: the `ours` side of every merge."""
-        return fold({t.id: t.term() for t in self.written_terms}, self.folds())
+        return fold({t.id: t for t in self.term_list}, self.folds())
 
     def target(self, unit: str) -> TargetSpec | None:
         """The target named `unit`, if it is still in the spec."""

@@ -6,7 +6,7 @@ loader reports all of them at once, each with its file and line.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -36,23 +36,29 @@ class WrittenTerm(Protocol):
     def related(self) -> list[str]: ...
     @property
     def replacedBy(self) -> str | None: ...  # noqa: N802 (the spec's field name)
-    def term(self) -> Term: ...
+
+
+Written = Callable[[int], WrittenTerm]  # term `index` as written, to place a problem
 
 
 def spec_errors(spec: TaxonomySpec) -> list[InitErrorDetails]:
-    """Every problem of `spec` as pydantic error details."""
-    return [error_details(loc, message, value) for loc, message, value in spec_problems(spec)]
+    """Every problem of `spec` (its terms written in it) as pydantic error details."""
+    found = spec_problems(spec, spec.terms.__getitem__)
+    return [error_details(loc, message, value) for loc, message, value in found]
 
 
-def spec_problems(spec: TaxonomySpec) -> Found:
-    """Every problem of `spec`: (location, message, value)."""
+def spec_problems(spec: TaxonomySpec, written: Written) -> Found:
+    """Every problem of `spec`: (location, message, value). The checks run on the merge's
+    terms (`spec.term_list`); `written` gives a term as written when a problem needs its
+    place in one of the term's lists."""
+    terms = spec.term_list
     found: Found = []
-    found += _ids(spec)
-    found += _merges(spec)
-    found += _references(spec)
+    found += _ids(terms)
+    found += _merges(spec, terms)
+    found += _references(spec, terms, written)
     found += _targets(spec)
     if not found:  # the structure is only meaningful once every reference resolves
-        found += _structure(spec)
+        found += _structure(spec, terms, written)
     return found
 
 
@@ -71,9 +77,8 @@ def _repeats(keys: Iterable[Hashable]) -> Iterator[tuple[int, int]]:
             yield index, seen
 
 
-def _ids(spec: TaxonomySpec) -> Found:
+def _ids(terms: Sequence[Term]) -> Found:
     found: Found = []
-    terms = spec.written_terms
     for index, seen in _repeats(term.id for term in terms):
         term_id = terms[index].id
         message = f"duplicate term id {term_id!r} (first at terms[{seen}])"
@@ -81,8 +86,8 @@ def _ids(spec: TaxonomySpec) -> Found:
     return found
 
 
-def _merges(spec: TaxonomySpec) -> Found:
-    ids = {t.id for t in spec.written_terms}
+def _merges(spec: TaxonomySpec, terms: Sequence[Term]) -> Found:
+    ids = {t.id for t in terms}
     sources = {m.from_: i for i, m in reversed(list(enumerate(spec.merges)))}
     found: Found = []
     for index, item in enumerate(spec.merges):
@@ -104,19 +109,23 @@ def _merges(spec: TaxonomySpec) -> Found:
     return found
 
 
-def _references(spec: TaxonomySpec) -> Found:
-    terms = spec.written_terms
-    ids = {t.id for t in terms}
+def _references(spec: TaxonomySpec, terms: Sequence[Term], written: Written) -> Found:
     merged = {m.from_ for m in spec.merges}
+    known = {t.id for t in terms} | merged
     found: Found = []
     for index, term in enumerate(terms):
-        if not term.parent and not term.related and not term.replacedBy:
-            continue  # most terms: nothing to look up
-        for loc, value in _term_references(term):
+        parent, related, replaced_by = term.parent, term.related, term.replaced_by
+        if (
+            (not parent or (parent in known and parent != term.id))
+            and (not related or (related <= known and term.id not in related))
+            and (not replaced_by or (replaced_by in known and replaced_by != term.id))
+        ):
+            continue  # every reference resolves (most terms): nothing to report
+        for loc, value in _term_references(written(index)):
             where: Loc = ("terms", index, *loc)
             if value == term.id:
                 found.append((where, "a term cannot refer to itself", value))
-            elif value not in ids and value not in merged:
+            elif value not in known:
                 found.append((where, f"unknown term {value!r}", value))
     return found
 
@@ -139,12 +148,12 @@ def _targets(spec: TaxonomySpec) -> Found:
     return found
 
 
-def _structure(spec: TaxonomySpec) -> Found:
+def _structure(spec: TaxonomySpec, terms: Sequence[Term], written: Written) -> Found:
     """Cycles and alias clashes of the terms after the term merges."""
     folded = spec.taxonomy  # the terms after the merges, kept for planning
-    index = {t.id: i for i, t in enumerate(spec.written_terms)}
+    index = {t.id: i for i, t in enumerate(terms)}
     into = {m.into: i for i, m in enumerate(spec.merges)}
-    found = [_locate(p, spec, index, into) for p in problems(folded)]
+    found = [_locate(p, spec, written, index, into) for p in problems(folded)]
     return found + _replacement_cycles(folded, index)
 
 
@@ -163,14 +172,18 @@ def _replacement_cycles(folded: Taxonomy, index: dict[str, int]) -> Found:
 
 
 def _locate(
-    problem: Problem, spec: TaxonomySpec, index: dict[str, int], into: dict[str, int]
+    problem: Problem,
+    spec: TaxonomySpec,
+    written: Written,
+    index: dict[str, int],
+    into: dict[str, int],
 ) -> tuple[Loc, str, Any]:
     """The spec location of a problem found after folding."""
     message = str(problem)
     position = index.get(problem.term)
     if position is None:
         return ("terms",), message, problem.term
-    term = spec.written_terms[position]
+    term = written(position)
     if problem.field != "aliases":
         return ("terms", position, problem.field), message, problem.value
     if problem.value in term.aliases:

@@ -48,29 +48,31 @@ class FileTerm(NamedTuple):
     deprecated: bool
     replacedBy: str | None
 
-    def term(self) -> Term:
-        """The merge's view of this term."""
-        return Term(
-            self.id,
-            self.label,
-            self.parent,
-            frozenset(self.aliases),
-            frozenset(self.related),
-            self.description or None,
-            self.deprecated,
-            self.replacedBy,
-        )
-
 
 @dataclass
 class TermsRead:
     """What a terms file gave: its terms, its problems and where they are, its digest."""
 
-    terms: list[FileTerm] = field(default_factory=list)
+    terms: list[Term] = field(default_factory=list)
+    items: list[Any] = field(default_factory=list)  # as parsed, for placing problems
     problems: list[tuple[int | None, Loc, str]] = field(default_factory=list)  # (index, loc, msg)
     digest: str = ""
     shown: str = ""  # the file as messages name it
     locate: Callable[[int | None, Loc], int | None] = lambda _index, _loc: None
+
+    def written(self, index: int) -> FileTerm:
+        """Term `index` as written (for placing a problem in one of its lists)."""
+        item = self.items[index]
+        return FileTerm(
+            item["id"],
+            item["label"],
+            item.get("parent"),
+            item.get("aliases") or [],
+            item.get("related") or [],
+            item.get("description"),
+            item.get("deprecated", False),
+            item.get("replacedBy"),
+        )
 
 
 def read_terms(path: Path, fmt: str) -> TermsRead:
@@ -89,15 +91,16 @@ def read_terms(path: Path, fmt: str) -> TermsRead:
         read.locate = lambda _index, _loc: line
         read.problems.append((None, (), f"not UTF-8 text (byte 0x{data[error.start]:02x})"))
         return read
-    items = _json_items(text, read) if fmt == "json" else _csv_items(text, read)
-    for index, item in enumerate(items):
-        term = fast_term(item)
-        if term is None:
-            term = _checked_term(item, index, read)
-        if term is not None:
-            read.terms.append(term)
+    read.items = _json_items(text, read) if fmt == "json" else _csv_items(text, read)
+    terms = [fast_term(item) for item in read.items]
+    if None in terms or not _ids_valid(terms):
+        for index, item in enumerate(read.items):
+            term = terms[index]
+            if term is None or not all(map(_is_id, _ids_of(term))):
+                terms[index] = _checked_term(item, index, read)
+    if not read.problems:
+        read.terms = terms  # type: ignore[assignment]  # no None left
     return read
-
 
 # -- JSON ----------------------------------------------------------------------------------
 def _json_items(text: str, read: TermsRead) -> list[Any]:
@@ -240,46 +243,83 @@ def _csv_item(header: list[str], row: list[str], index: int, read: TermsRead) ->
 
 
 # -- terms ---------------------------------------------------------------------------------
-def fast_term(item: Any) -> FileTerm | None:
-    """The term if `item` is a well-formed term in plain types; None otherwise (then the
-    model decides, with its own messages). Accepts only what `TermSpec` accepts unchanged."""
+_EMPTY: frozenset[str] = frozenset()
+_ABSENT: Any = object()
+_IDS = re.compile(r"[A-Za-z0-9_]+(?:[.-][A-Za-z0-9_]+)*(?:\n[A-Za-z0-9_]+(?:[.-][A-Za-z0-9_]+)*)*")
+
+
+def fast_term(item: Any) -> Term | None:
+    """The term if `item` is a well-formed term in plain types (its ids checked apart, all
+    at once); None otherwise, and then the model decides, with its own messages. Accepts
+    only what `TermSpec` accepts unchanged."""
     if type(item) is not dict or not item.keys() <= _FIELD_SET:
         return None
-    term_id, label = item.get("id"), item.get("label")
-    if not _is_id(term_id) or type(label) is not str or not label.strip():
-        return None
-    parent, replaced_by = item.get("parent"), item.get("replacedBy")
-    if (parent is not None and not _is_id(parent)) or (
-        replaced_by is not None and not _is_id(replaced_by)
+    get = item.get
+    term_id, label, parent = get("id"), get("label"), get("parent")
+    description, deprecated, replaced_by = get("description"), get("deprecated"), get("replacedBy")
+    if (
+        type(term_id) is not str
+        or type(label) is not str
+        or not label.strip()
+        or (parent is not None and type(parent) is not str)
+        or (replaced_by is not None and type(replaced_by) is not str)
+        or (description is not None and type(description) is not str)
+        or (deprecated is not None and type(deprecated) is not bool)
+        or "deprecated" in item and deprecated is None
     ):
         return None
-    description, deprecated = item.get("description"), item.get("deprecated", False)
-    if (description is not None and type(description) is not str) or type(deprecated) is not bool:
+    aliases, related = _set(get("aliases", _ABSENT)), _set(get("related", _ABSENT))
+    if aliases is None or related is None:
         return None
-    aliases, related = item.get("aliases", []), item.get("related", [])
-    if not _is_set(aliases) or not _is_set(related) or not all(map(_is_id, related)):
+    return Term(
+        term_id, label, parent, aliases, related, description or None, bool(deprecated), replaced_by
+    )
+
+
+def _set(values: Any) -> frozenset[str] | None:
+    """A list of distinct (case-insensitively), non-blank strings as a set; None otherwise."""
+    if values is _ABSENT:
+        return _EMPTY
+    if type(values) is not list:
         return None
-    return FileTerm(term_id, label, parent, aliases, related, description, deprecated, replaced_by)
+    if not values:
+        return _EMPTY
+    for value in values:
+        if type(value) is not str or not value.strip():
+            return None
+    if len({value.casefold() for value in values}) != len(values):
+        return None
+    return frozenset(values)
+
+
+def _ids_of(term: Term) -> list[str]:
+    ids = [term.id, *term.related]
+    if term.parent is not None:
+        ids.append(term.parent)
+    if term.replaced_by is not None:
+        ids.append(term.replaced_by)
+    return ids
+
+
+def _ids_valid(terms: list[Term | None]) -> bool:
+    """Every id and reference of `terms` is a valid term id: one match over all of them
+    (a value holding the separator adds one, and the count tells)."""
+    values = [value for term in terms if term is not None for value in _ids_of(term)]
+    if not values:
+        return True
+    joined = "\n".join(values)
+    return (
+        joined.count("\n") == len(values) - 1
+        and max(map(len, values)) <= 200
+        and _IDS.fullmatch(joined) is not None
+    )
 
 
 def _is_id(value: Any) -> bool:
     return type(value) is str and len(value) <= 200 and _TERM_ID.match(value) is not None
 
 
-def _is_set(values: Any) -> bool:
-    if type(values) is not list:
-        return False
-    if not values:
-        return True
-    folded = set()
-    for value in values:
-        if type(value) is not str or not value.strip():
-            return False
-        folded.add(value.casefold())
-    return len(folded) == len(values)
-
-
-def _checked_term(item: Any, index: int, read: TermsRead) -> FileTerm | None:
+def _checked_term(item: Any, index: int, read: TermsRead) -> Term | None:
     """A term the fast check refused, validated by TermSpec (its errors into `read`)."""
     from reconciler.kinds.taxonomy.model import TermSpec  # model imports this module
 
@@ -291,16 +331,7 @@ def _checked_term(item: Any, index: int, read: TermsRead) -> FileTerm | None:
             loc: Loc = (*detail["loc"], *inner)
             read.problems.append((index, loc, _message(detail["type"], str(detail["msg"]))))
         return None
-    return FileTerm(
-        spec.id,
-        spec.label,
-        spec.parent,
-        spec.aliases,
-        spec.related,
-        spec.description,
-        spec.deprecated,
-        spec.replacedBy,
-    )
+    return spec.term()
 
 
 def _message(kind: str, message: str) -> str:

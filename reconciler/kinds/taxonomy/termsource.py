@@ -45,7 +45,7 @@ def check_with_terms(spec: TaxonomySpec, read: TermsRead) -> list[InitErrorDetai
     """The checks across terms, merges and targets (the spec holds the file's terms), a
     term's problem placed in the file."""
     errors = []
-    for loc, message, value in spec_problems(spec):
+    for loc, message, value in spec_problems(spec, read.written):
         if loc and loc[0] == "terms":
             index = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
             errors.append(_located(read, index, loc[2:], message))
