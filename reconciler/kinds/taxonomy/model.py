@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from functools import cached_property
+from collections.abc import Callable
 from pathlib import PurePosixPath
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -34,6 +35,7 @@ from reconciler.kinds.taxonomy.terms import Taxonomy, Term
 from reconciler.kinds.taxonomy.termsource import check_with_terms, load_terms
 from reconciler.specs.types import FieldError
 
+T = TypeVar("T")
 _TERM_ID = re.compile(r"^[A-Za-z0-9_]+(?:[.-][A-Za-z0-9_]+)*\Z")
 _BRANCH_BAD = re.compile(r"[\s~^:?*\[\\\x00-\x1f\x7f]|\.\.|@\{|//|^/|/\Z|\.lock\Z|^-")
 _SUFFIXES = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
@@ -222,6 +224,7 @@ class TaxonomySpec(BaseModel):
     )
 
     _file_terms: list[Term] | None = PrivateAttr(default=None)
+    _memo: dict[tuple[object, ...], object] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> TaxonomySpec:
@@ -254,6 +257,14 @@ class TaxonomySpec(BaseModel):
     def taxonomy(self) -> Taxonomy:
         """The terms after the term merges: the `ours` side of every merge."""
         return fold({t.id: t for t in self.term_list}, self.folds())
+
+    def memo(self, key: tuple[object, ...], compute: Callable[[], T]) -> T:
+        """`compute()`, once per `key` for this spec: what plan computed from the spec and an
+        observation (its content's digest, a target's merge) apply reuses in the same
+        process instead of computing it again. Only pure results of the spec and the key."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]  # type: ignore[return-value]
 
     def target(self, unit: str) -> TargetSpec | None:
         """The target named `unit`, if it is still in the spec."""
