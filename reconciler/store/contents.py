@@ -79,15 +79,18 @@ def add_chunked_version(
 
 def _chunks(items: list[str]) -> list[tuple[str, str]]:
     """(digest, data) of each chunk; data is its items' texts joined by commas."""
-    chunks, current = [], []
-    for item in items:
-        current.append(item)
-        if zlib.crc32(item.encode()) & _MASK == 0:
-            chunks.append(",".join(current))
-            current = []
-    if current:
-        chunks.append(",".join(current))
-    return [(hashlib.sha256(data.encode()).hexdigest(), data) for data in chunks]
+    return [(digest, ",".join(items[start:end])) for digest, start, end in chunk_spans(items)]
+
+
+def chunk_spans(items: list[str]) -> list[tuple[str, int, int]]:
+    """(digest, start, end) of each chunk the items are stored in: `items[start:end]`."""
+    spans, start = [], 0
+    for end, item in enumerate(items, 1):
+        if zlib.crc32(item.encode()) & _MASK == 0 or end == len(items):
+            data = ",".join(items[start:end])
+            spans.append((hashlib.sha256(data.encode()).hexdigest(), start, end))
+            start = end
+    return spans
 
 
 def version_digest(store: Store, address: str, number: int) -> str | None:
@@ -100,25 +103,41 @@ def version_digest(store: Store, address: str, number: int) -> str | None:
 
 def version_content(store: Store, address: str, number: int) -> Any:
     """The content of one version, stored whole or in chunks; None if there is none."""
-    rows = store.query(
-        "SELECT content FROM versions WHERE address = ? AND version = ?", (address, number)
-    )
-    if not rows:
-        return None
-    content = loads(rows[0]["content"])
+    content = version_manifest(store, address, number)
     if not isinstance(content, dict) or _CHUNKS not in content:
         return content
     listed = content.pop(_CHUNKS)
-    digests: list[str] = listed["digests"]
+    found = chunk_texts(store, listed["digests"])
+    content[listed["key"]] = json.loads("[" + ",".join(found[d] for d in listed["digests"]) + "]")
+    return content
+
+
+def version_manifest(store: Store, address: str, number: int) -> Any:
+    """A version's content as stored: the document, or (stored in chunks) its head with
+    `chunk_list` telling the list's key and its chunks; None if there is no such version."""
+    rows = store.query(
+        "SELECT content FROM versions WHERE address = ? AND version = ?", (address, number)
+    )
+    return loads(rows[0]["content"]) if rows else None
+
+
+def chunk_list(manifest: Any) -> tuple[str, list[str]] | None:
+    """(key, chunk digests) of a manifest from `version_manifest`; None: stored whole."""
+    if not isinstance(manifest, dict) or _CHUNKS not in manifest:
+        return None
+    return manifest[_CHUNKS]["key"], list(manifest[_CHUNKS]["digests"])
+
+
+def chunk_texts(store: Store, digests: list[str]) -> dict[str, str]:
+    """The data of stored chunks (items' JSON joined by commas), by digest."""
     found: dict[str, str] = {}
-    for start in range(0, len(digests), _BATCH):
-        batch = digests[start : start + _BATCH]
+    wanted = sorted(set(digests))
+    for start in range(0, len(wanted), _BATCH):
+        batch = wanted[start : start + _BATCH]
         marks = ",".join("?" * len(batch))
         for row in store.query(
             f"SELECT digest, data FROM version_chunks WHERE digest IN ({marks})",  # noqa: S608
             tuple(batch),
         ):
             found[row["digest"]] = row["data"]
-    text = "[" + ",".join(found[d] for d in digests) + "]"
-    content[listed["key"]] = json.loads(text)
-    return content
+    return found

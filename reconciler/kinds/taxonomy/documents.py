@@ -30,7 +30,7 @@ def document(name: str, terms: Taxonomy) -> dict[str, Any]:
 def render(name: str, terms: Taxonomy, fmt: Format) -> str:
     """The file's text."""
     if fmt == "yaml":
-        return yamlio.dump(name, document(name, terms)["terms"])
+        return yamlio.dump_terms(name, terms)
     return render_json(name, terms)
 
 

@@ -29,6 +29,7 @@ from pydantic import (
 
 from reconciler.git import Remote
 from reconciler.kinds.base.locations import Credentials, Location, Password
+from reconciler.kinds.taxonomy.collector import collector_paused
 from reconciler.kinds.taxonomy.folding import Fold, fold
 from reconciler.kinds.taxonomy.speccheck import spec_errors
 from reconciler.kinds.taxonomy.terms import Taxonomy, Term
@@ -228,6 +229,10 @@ class TaxonomySpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> TaxonomySpec:
+        with collector_paused():
+            return self._checked(info)
+
+    def _checked(self, info: ValidationInfo) -> TaxonomySpec:
         if self.termsFrom is None:
             errors = spec_errors(self)
         else:

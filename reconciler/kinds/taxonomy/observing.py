@@ -11,10 +11,9 @@ from reconciler.errors import ReconcilerError
 from reconciler.git import list_refs
 from reconciler.git.files import FileBranch
 from reconciler.kinds.base import Context
-from reconciler.kinds.taxonomy.documents import from_content
 from reconciler.kinds.taxonomy.model import TargetSpec, TaxonomySpec
 from reconciler.kinds.taxonomy.observed import TargetObserved, TaxonomyObserved
-from reconciler.kinds.taxonomy.versions import spec_content
+from reconciler.kinds.taxonomy.versions import spec_content, version_terms
 from reconciler.store.contents import version_content, version_digest
 
 
@@ -100,8 +99,9 @@ def _read_base(
     elif digest == spec_content(address.partition("/")[2], spec).digest:
         observed.base_terms = spec.taxonomy
     else:
-        content = lambda: from_content(version_content(context.store, address, number))  # noqa: E731
-        observed.base_terms = spec.memo(("base", digest), content)
+        name = address.partition("/")[2]
+        read = lambda: version_terms(address, number, name, spec, context)  # noqa: E731
+        observed.base_terms = spec.memo(("base", digest), read)
 
 
 def _read(files: FileBranch, tip: str, path: str) -> bytes | None:

@@ -48,7 +48,7 @@ class TargetMerge:
         """The file's term changes by category (DeepDiff describes the changed terms)."""
         if self.theirs is None:
             return {"added": sorted(self.result.terms)}
-        return describe(self.theirs, self.result.terms)
+        return describe(self.theirs, self.result.terms, [c.term for c in self.changes])
 
 
 def file_key(target: TargetSpec, sha256: str) -> str:
@@ -104,12 +104,13 @@ def _merge(
         theirs = None
     else:
         theirs = parse(observed.text, target.format or "json", name)
+    checked = ours is None  # the spec's terms passed the structural checks at load
     folds = spec.folds() if ours is None else ()  # a stored version is folded already
     ours = spec.taxonomy if ours is None else ours
     if theirs is None:  # no file (yet, or removed downstream): write the spec's version
-        result = merge(None, ours, ours)
+        result = merge(None, ours, ours, ours_checked=checked)
     else:
-        result = merge(base, ours, theirs, spec.conflictStrategy, folds)
+        result = merge(base, ours, theirs, spec.conflictStrategy, folds, ours_checked=checked)
     text = render(name, result.terms, target.format or "json")
     changes = term_changes(theirs or {}, result.terms)
     return TargetMerge(theirs, result, text, changes, exact=result.terms == ours)

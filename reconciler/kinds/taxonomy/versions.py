@@ -4,6 +4,7 @@ keeping it in the store, its terms in shared chunks (`store.contents`): 100 vers
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,15 @@ from reconciler.kinds.taxonomy.changes import describe
 from reconciler.kinds.taxonomy.documents import canonical_items, from_content
 from reconciler.kinds.taxonomy.model import TaxonomySpec
 from reconciler.kinds.taxonomy.terms import Taxonomy
-from reconciler.store.contents import add_chunked_version, digest_of, version_content
+from reconciler.store.contents import (
+    add_chunked_version,
+    chunk_list,
+    chunk_spans,
+    chunk_texts,
+    digest_of,
+    version_content,
+    version_manifest,
+)
 
 
 @dataclass(frozen=True)
@@ -59,3 +68,26 @@ def record_version(
     return add_chunked_version(
         context.store, address, {"taxonomy": name}, "terms", content.items, meta, content.digest
     )
+
+
+def version_terms(address: str, number: int, name: str, spec: TaxonomySpec, context: Context) -> Taxonomy:
+    """The terms of stored version `number`. A version stored in chunks shares most of them
+    with the spec's content (an edit changes one or two): those terms are the spec's own,
+    and only the other chunks are read and parsed."""
+    manifest = version_manifest(context.store, address, number)
+    listed = chunk_list(manifest)
+    if listed is None:
+        return from_content(manifest)
+    content = spec_content(name, spec)
+    spans = spec.memo(("spans", name), lambda: chunk_spans(content.items))
+    ids = spec.memo(("ids", name), lambda: sorted(spec.taxonomy))
+    ours = {digest: (start, end) for digest, start, end in spans}
+    texts = chunk_texts(context.store, [d for d in listed[1] if d not in ours])
+    terms: Taxonomy = {}
+    for digest in listed[1]:
+        if digest in ours:
+            start, end = ours[digest]
+            terms.update((i, spec.taxonomy[i]) for i in ids[start:end])
+        else:
+            terms.update(from_content({listed[0]: json.loads("[" + texts[digest] + "]")}))
+    return terms
