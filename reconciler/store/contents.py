@@ -24,9 +24,7 @@ from reconciler.store.records import Store
 _MASK = 127  # a boundary after 1 item in 128, on average
 _CHUNKS = "$chunks"  # the key of a manifest: never a key of a stored document
 _PLACEHOLDER = "\x00items\x00"
-_TABLE = (
-    "CREATE TABLE IF NOT EXISTS version_chunks (digest TEXT PRIMARY KEY, data TEXT NOT NULL)"
-)
+_TABLE = "CREATE TABLE IF NOT EXISTS version_chunks (digest TEXT PRIMARY KEY, data TEXT NOT NULL)"
 _BATCH = 500  # chunk digests per SELECT
 
 
@@ -136,7 +134,7 @@ def chunk_texts(store: Store, digests: list[str]) -> dict[str, str]:
         batch = wanted[start : start + _BATCH]
         marks = ",".join("?" * len(batch))
         for row in store.query(
-            f"SELECT digest, data FROM version_chunks WHERE digest IN ({marks})",  # noqa: S608
+            f"SELECT digest, data FROM version_chunks WHERE digest IN ({marks})",
             tuple(batch),
         ):
             found[row["digest"]] = row["data"]

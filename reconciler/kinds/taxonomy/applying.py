@@ -38,9 +38,7 @@ def apply_target(
     record = context.store.resource(resource.address)
     last = record.state.get(target.unit) if record is not None else None
     last = last if isinstance(last, dict) else None
-    observed = snapshot(
-        resource.address, target, head.get("from"), head.get("base"), context, spec
-    )
+    observed = snapshot(resource.address, target, head.get("from"), head.get("base"), context, spec)
     if observed.error:
         raise PermanentError(observed.error)
     try:
@@ -62,7 +60,9 @@ def apply_target(
     return written(target, version, commit, merged, spec.conflictStrategy)
 
 
-def _state(target: TargetSpec, version: int, commit: str | None, merged: TargetMerge) -> dict[str, Any]:
+def _state(
+    target: TargetSpec, version: int, commit: str | None, merged: TargetMerge
+) -> dict[str, Any]:
     """What the target's record keeps: the version it was given, the commit, and (when the
     file is exactly that version) the file's digest, which lets the next plan skip it."""
     state: dict[str, Any] = {"version": version, "commit": commit}

@@ -8,8 +8,8 @@ problem at once, each at its own field and line.
 from __future__ import annotations
 
 import re
-from functools import cached_property
 from collections.abc import Callable
+from functools import cached_property
 from pathlib import PurePosixPath
 from typing import Annotated, Literal, TypeVar
 
@@ -175,9 +175,7 @@ class TermsFrom(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    file: str = Field(
-        min_length=1, description="Relative to the spec file, inside its directory."
-    )
+    file: str = Field(min_length=1, description="Relative to the spec file, inside its directory.")
     format: Literal["json", "csv"] | None = Field(
         default=None, description="Default: from the file's suffix (.json, .csv)."
     )

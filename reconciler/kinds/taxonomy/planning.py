@@ -81,8 +81,8 @@ def merge_target(
     is exactly its base version (`file_key`), that file is the base's terms, not re-read."""
     if ours is not None or (observed.base is not None and observed.base_digest is None):
         return _merge(name, spec, target, observed, ours, state)
-    key = ("merge", target.unit, target.format, observed.tip, observed.file_sha256)
-    key += (observed.base_digest, (state or {}).get("file"))
+    key: tuple[object, ...] = ("merge", target.unit, target.format, observed.tip)
+    key += (observed.file_sha256, observed.base_digest, (state or {}).get("file"))
     return spec.memo(key, lambda: _merge(name, spec, target, observed, None, state))
 
 

@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from reconciler.kinds.taxonomy.validating import Problem, problems, rings
-
 from reconciler.kinds.taxonomy.terms import Term
+from reconciler.kinds.taxonomy.validating import Problem, problems, rings
 
 if TYPE_CHECKING:  # types only: model imports this module to validate a spec
     from reconciler.kinds.taxonomy.model import TaxonomySpec
@@ -35,7 +34,7 @@ class WrittenTerm(Protocol):
     @property
     def related(self) -> list[str]: ...
     @property
-    def replacedBy(self) -> str | None: ...  # noqa: N802 (the spec's field name)
+    def replacedBy(self) -> str | None: ...
 
 
 Written = Callable[[int], WrittenTerm]  # term `index` as written, to place a problem

@@ -102,6 +102,7 @@ def read_terms(path: Path, fmt: str) -> TermsRead:
         read.terms = terms  # type: ignore[assignment]  # no None left
     return read
 
+
 # -- JSON ----------------------------------------------------------------------------------
 def _json_items(text: str, read: TermsRead) -> list[Any]:
     try:
@@ -265,7 +266,7 @@ def fast_term(item: Any) -> Term | None:
         or (replaced_by is not None and type(replaced_by) is not str)
         or (description is not None and type(description) is not str)
         or (deprecated is not None and type(deprecated) is not bool)
-        or "deprecated" in item and deprecated is None
+        or ("deprecated" in item and deprecated is None)
     ):
         return None
     aliases, related = _set(get("aliases", _ABSENT)), _set(get("related", _ABSENT))

@@ -70,7 +70,9 @@ def record_version(
     )
 
 
-def version_terms(address: str, number: int, name: str, spec: TaxonomySpec, context: Context) -> Taxonomy:
+def version_terms(
+    address: str, number: int, name: str, spec: TaxonomySpec, context: Context
+) -> Taxonomy:
     """The terms of stored version `number`. A version stored in chunks shares most of them
     with the spec's content (an edit changes one or two): those terms are the spec's own,
     and only the other chunks are read and parsed."""
