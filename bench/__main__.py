@@ -26,6 +26,7 @@ from bench import (
     many_refs,
     noop_plan,
     taxonomy_merge,
+    taxonomy_scale,
     watch_latency,
 )
 from bench.common import Result
@@ -41,6 +42,7 @@ BENCHMARKS: dict[str, Callable[..., Result]] = {
 # Benchmarks that measure several sizes or non-time quantities report rows of their own.
 ROW_BENCHMARKS: dict[str, Callable[[], list[dict[str, Any]]]] = {
     "taxonomy_merge": taxonomy_merge.run,
+    taxonomy_scale.NAME: taxonomy_scale.run,
     "watch_latency": watch_latency.run,
 }
 
