@@ -18,8 +18,8 @@ from bench.taxonomy_merge import build
 from reconciler.errors import SpecError
 from reconciler.kinds.registry import default_registry
 from reconciler.kinds.taxonomy import yamlio
-from reconciler.kinds.taxonomy.model import TaxonomySpec
 from reconciler.kinds.taxonomy.documents import canonical_items, document, from_content, render
+from reconciler.kinds.taxonomy.model import TaxonomySpec
 from reconciler.kinds.taxonomy.terms import Term
 from reconciler.specs import load_directory
 from reconciler.store import Store
@@ -120,7 +120,11 @@ def test_errors_name_the_terms_file_line_and_field(
     assert any(f"{terms}:7: terms[3].colour: unknown field; valid fields: " in p for p in found)
     # Once every term is well formed, the checks across terms run, placed the same way.
     write(tmp_path, "terms.json", text.replace('"bad id", "label": ""', '"ok", "label": "Ok"'))
-    write(tmp_path, "terms.json", (tmp_path / "terms.json").read_text().replace(', "A"], "colour": "red"', "]"))
+    write(
+        tmp_path,
+        "terms.json",
+        (tmp_path / "terms.json").read_text().replace(', "A"], "colour": "red"', "]"),
+    )
     assert problems(tmp_path) == [f"{at}{terms}:5: terms[1].parent: unknown term 'nowhere'"]
 
 
@@ -183,8 +187,14 @@ def test_the_terms_files_content_is_part_of_the_spec_digest(ws: Workspace) -> No
 def test_renderers_give_the_bytes_of_the_general_writers() -> None:
     terms = build(3_000)
     terms["x"] = Term(
-        "x", 'Lab"el \u00e9 \u2028 \x01 \\ / ok', None, frozenset({"é", "a\tb"}),
-        frozenset({"t000001"}), "two\nlines", True, "t000002",
+        "x",
+        'Lab"el \u00e9 \u2028 \x01 \\ / ok',
+        None,
+        frozenset({"é", "a\tb"}),
+        frozenset({"t000001"}),
+        "two\nlines",
+        True,
+        "t000002",
     )
     data = document("docs", terms)
     expected = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
