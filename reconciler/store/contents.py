@@ -48,12 +48,15 @@ def add_chunked_version(
     items: list[str],
     meta: dict[str, Any],
     digest: str | None = None,
+    spans: list[tuple[str, int, int]] | None = None,
 ) -> int:
     """Keep `head` + `key: items` (items as canonical JSON texts) as the resource's next
     version, its list stored in shared chunks; return its number. Content equal to the
-    latest version's is not stored again: its number is returned."""
+    latest version's is not stored again: its number is returned. `digest` and `spans`
+    (`chunk_spans(items)`) may be given when known."""
     digest = digest or digest_of(head, key, items)
-    chunks = _chunks(items)
+    spans = chunk_spans(items) if spans is None else spans
+    chunks = [(chunk, ",".join(items[start:end])) for chunk, start, end in spans]
     manifest = {**head, _CHUNKS: {"key": key, "digests": [d for d, _ in chunks]}}
     with store.transaction():
         rows = store.query(
@@ -73,11 +76,6 @@ def add_chunked_version(
         )
         store.bump_serial()
         return number
-
-
-def _chunks(items: list[str]) -> list[tuple[str, str]]:
-    """(digest, data) of each chunk; data is its items' texts joined by commas."""
-    return [(digest, ",".join(items[start:end])) for digest, start, end in chunk_spans(items)]
 
 
 def chunk_spans(items: list[str]) -> list[tuple[str, int, int]]:

@@ -65,8 +65,10 @@ def record_version(
         previous = from_content(version_content(context.store, address, latest[0]["version"]))
     changes = describe(previous, terms)
     meta["changes"] = {category: len(ids) for category, ids in changes.items()}
+    spans = spec.memo(("spans", name), lambda: chunk_spans(content.items))
+    head = {"taxonomy": name}
     return add_chunked_version(
-        context.store, address, {"taxonomy": name}, "terms", content.items, meta, content.digest
+        context.store, address, head, "terms", content.items, meta, content.digest, spans
     )
 
 

@@ -63,9 +63,15 @@ def dump(name: str, terms: list[dict[str, Any]]) -> str:
 
 def dump_terms(name: str, terms: Taxonomy) -> str:
     """`dump(name, document(name, terms)["terms"])`, written from the terms directly (the
-    keys of a term in sorted order, empty fields left out), without building the document."""
+    keys of a term in sorted order, empty fields left out), without building the document;
+    each id is quoted once, also where other terms refer to it."""
     lines = [f"taxonomy: {scalar(name)}", "terms:" if terms else "terms: []"]
     add = lines.append
+    ids = {term_id: scalar(term_id) for term_id in terms}
+
+    def ref(term_id: str) -> str:
+        return ids.get(term_id) or scalar(term_id)
+
     for term_id in sorted(terms):
         term = terms[term_id]
         dash = "  - "
@@ -79,15 +85,15 @@ def dump_terms(name: str, terms: Taxonomy) -> str:
         if term.description:
             add(f"{dash}description: {scalar(term.description)}")
             dash = "    "
-        add(f"{dash}id: {scalar(term.id)}")
+        add(f"{dash}id: {ids[term_id]}")
         add(f"    label: {scalar(term.label)}")
         if term.parent:
-            add(f"    parent: {scalar(term.parent)}")
+            add(f"    parent: {ref(term.parent)}")
         if term.related:
             add("    related:")
-            lines += [f"      - {scalar(item)}" for item in sorted(term.related)]
+            lines += [f"      - {ref(item)}" for item in sorted(term.related)]
         if term.replaced_by:
-            add(f"    replacedBy: {scalar(term.replaced_by)}")
+            add(f"    replacedBy: {ref(term.replaced_by)}")
     return "\n".join(lines) + "\n"
 
 
