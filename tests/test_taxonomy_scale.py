@@ -246,3 +246,16 @@ def test_twenty_thousand_terms_plan_apply_and_then_plan_nothing(ws: Workspace) -
     assert {t["id"]: t for t in rolled["terms"]}[terms[len(terms) // 2]["id"]]["label"] == (
         f"Term {len(terms) // 2}"
     )
+
+
+def test_pull_refuses_a_taxonomy_whose_terms_come_from_a_file(ws: Workspace) -> None:
+    make_bare(ws.root / "site.git")
+    make_bare(ws.root / "search.git")
+    write(ws.specs, "terms.json", json.dumps(TERMS))
+    ok(ws.run("apply", "--yes"))
+    result = ws.run("taxonomy", "pull", "docs")
+    assert result.code == 1
+    assert "reads its terms from terms.json; pull writes terms into the spec file only" in (
+        result.stderr
+    )
+    assert "terms:" not in (ws.specs / "docs.yaml").read_text()

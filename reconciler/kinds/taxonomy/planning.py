@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from reconciler.kinds.base import Action, ChangeAction, ResourcePlan, Step
 from reconciler.kinds.taxonomy.changes import TermChange, describe, term_changes
 from reconciler.kinds.taxonomy.documents import DocumentError, document, from_content, parse, render
+from reconciler.kinds.taxonomy.folding import Fold
 from reconciler.kinds.taxonomy.merging import MergeResult, merge
 from reconciler.kinds.taxonomy.model import TargetSpec, TaxonomySpec
 from reconciler.kinds.taxonomy.observed import TargetObserved, TaxonomyObserved
@@ -108,12 +110,26 @@ def _merge(
     folds = spec.folds() if ours is None else ()  # a stored version is folded already
     ours = spec.taxonomy if ours is None else ours
     if theirs is None:  # no file (yet, or removed downstream): write the spec's version
-        result = merge(None, ours, ours, ours_checked=checked)
+        result, changes = merge(None, ours, ours, ours_checked=checked), None
+    elif theirs is base and checked:  # the same merge for every target holding its base
+        result, changes = spec.memo(
+            ("exact", observed.base_digest), lambda: _changes(base, spec, folds, base)
+        )
     else:
         result = merge(base, ours, theirs, spec.conflictStrategy, folds, ours_checked=checked)
+        changes = None
     text = render(name, result.terms, target.format or "json")
-    changes = term_changes(theirs or {}, result.terms)
+    if changes is None:
+        changes = term_changes(theirs or {}, result.terms)
     return TargetMerge(theirs, result, text, changes, exact=result.terms == ours)
+
+
+def _changes(
+    base: Taxonomy, spec: TaxonomySpec, folds: Sequence[Fold], theirs: Taxonomy
+) -> tuple[MergeResult, list[TermChange]]:
+    """The spec's merge with a file that holds `base`, and the file's term changes."""
+    result = merge(base, spec.taxonomy, theirs, spec.conflictStrategy, folds, ours_checked=True)
+    return result, term_changes(theirs, result.terms)
 
 
 def plan_taxonomy(

@@ -161,7 +161,8 @@ def _replacement_cycles(folded: Taxonomy, index: dict[str, int]) -> Found:
     following them would never reach a live term. One problem per cycle, on its first
     term in the spec."""
     found: Found = []
-    for ring in rings(folded, lambda term: term.replaced_by):
+    replaced = {i: t for i, t in folded.items() if t.replaced_by}  # only these can loop
+    for ring in rings(replaced, lambda term: term.replaced_by):
         first = min(ring, key=lambda t: index.get(t, len(index)))
         if first in index:
             ring = ring[ring.index(first) :] + ring[: ring.index(first)]

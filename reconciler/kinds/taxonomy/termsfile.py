@@ -106,7 +106,9 @@ def read_terms(path: Path, fmt: str) -> TermsRead:
 # -- JSON ----------------------------------------------------------------------------------
 def _json_items(text: str, read: TermsRead) -> list[Any]:
     try:
-        data = json.loads(text, object_pairs_hook=_unique_keys)
+        data = json.loads(text)
+        if len(_KEY.findall(text)) != _keys(data):  # perhaps a key written twice
+            data = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as error:
         line = error.lineno
         read.locate = lambda _index, _loc: line
@@ -126,6 +128,20 @@ def _json_items(text: str, read: TermsRead) -> list[Any]:
         read.problems.append((None, (), 'expected a list of terms, or {"terms": [...]}'))
         return []
     return data
+
+
+# Where a key ends (`"name":`); inside a string only after an escaped quote, so the text
+# never holds fewer matches than the document has keys: equal counts, no key twice.
+_KEY = re.compile(r'"\s*:')
+
+
+def _keys(data: Any) -> int:
+    """The keys of the top-level mapping and of the terms (what a duplicate would hide)."""
+    terms = data.get("terms") if isinstance(data, dict) else data
+    count = len(data) if isinstance(data, dict) else 0
+    if isinstance(terms, list):
+        count += sum(len(item) for item in terms if isinstance(item, dict))
+    return count
 
 
 class _DuplicateKey(ValueError):
