@@ -28,6 +28,7 @@ from bench import (
     noop_plan,
     store_scale,
     taxonomy_merge,
+    taxonomy_scale,
     watch_latency,
 )
 from bench.common import Result
@@ -43,6 +44,7 @@ BENCHMARKS: dict[str, Callable[..., Result]] = {
 # Benchmarks that measure several sizes or non-time quantities report rows of their own.
 ROW_BENCHMARKS: dict[str, Callable[[], list[dict[str, Any]]]] = {
     "taxonomy_merge": taxonomy_merge.run,
+    taxonomy_scale.NAME: taxonomy_scale.run,
     "watch_latency": watch_latency.run,
     cli_start.NAME: cli_start.run,
     store_scale.NAME: store_scale.run,

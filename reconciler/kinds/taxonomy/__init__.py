@@ -22,6 +22,7 @@ from reconciler.kinds.base import (
     UnknownTarget,
 )
 from reconciler.kinds.taxonomy.applying import apply_target
+from reconciler.kinds.taxonomy.collector import collector_paused
 from reconciler.kinds.taxonomy.model import TargetSpec, TaxonomySpec
 from reconciler.kinds.taxonomy.observed import TaxonomyObserved
 from reconciler.kinds.taxonomy.observing import observe_taxonomy
@@ -62,24 +63,28 @@ class TaxonomyController:
 
     def observe(self, resource: Resource, context: Context) -> BaseModel:
         """Read every target's file at its branch tip, and the version last applied to it."""
-        return observe_taxonomy(resource.address, spec_of(resource), context)
+        with collector_paused():
+            return observe_taxonomy(resource.address, spec_of(resource), context)
 
     def plan(
         self, resource: Resource, observed: BaseModel, last_applied: ResourceRecord | None
     ) -> ResourcePlan:
         """Pure planning, see planning.py."""
         assert isinstance(observed, TaxonomyObserved)
-        return plan_taxonomy(resource.name, spec_of(resource), observed, last_applied)
+        with collector_paused():
+            return plan_taxonomy(resource.name, spec_of(resource), observed, last_applied)
 
     def apply(self, resource: Resource, action: Action, context: Context) -> ActionResult:
         """Commit one target's merged file."""
-        return apply_target(resource, spec_of(resource), action, context)
+        with collector_paused():
+            return apply_target(resource, spec_of(resource), action, context)
 
     def rollback(
         self, resource: Resource, record: ResourceRecord, to: str | None, context: Context
     ) -> ActionResult:
         """Re-apply an earlier version to every target (the engine then pins it)."""
-        return rollback_taxonomy(resource, spec_of(resource), record, to, context)
+        with collector_paused():
+            return rollback_taxonomy(resource, spec_of(resource), record, to, context)
 
     def pull(
         self, resource: Resource, target: str | None, context: Context, write: bool

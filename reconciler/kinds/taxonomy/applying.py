@@ -14,14 +14,13 @@ from typing import Any
 from reconciler.errors import PermanentError, TemporaryError
 from reconciler.git import list_refs
 from reconciler.kinds.base import Action, ActionResult, Context
-from reconciler.kinds.taxonomy.changes import counts, describe
-from reconciler.kinds.taxonomy.documents import DocumentError, document, from_content
+from reconciler.kinds.taxonomy.changes import counts
+from reconciler.kinds.taxonomy.documents import DocumentError
 from reconciler.kinds.taxonomy.model import TargetSpec, TaxonomySpec
 from reconciler.kinds.taxonomy.observing import branch_files, snapshot
-from reconciler.kinds.taxonomy.planning import TargetMerge, merge_target
-from reconciler.kinds.taxonomy.terms import Taxonomy
+from reconciler.kinds.taxonomy.planning import TargetMerge, base_of, file_key, merge_target
+from reconciler.kinds.taxonomy.versions import record_version
 from reconciler.specs import Resource
-from reconciler.store.database import canonical_digest
 
 AUTHOR = "reconciler <reconciler@localhost>"
 _ATTEMPTS = 3
@@ -36,25 +35,40 @@ def apply_target(
     target = spec.target(action.unit)
     if target is None:
         raise PermanentError(f"{action.unit} is no longer a target of {resource.address}")
-    observed = snapshot(resource.address, target, head.get("from"), head.get("base"), context)
+    record = context.store.resource(resource.address)
+    last = record.state.get(target.unit) if record is not None else None
+    last = last if isinstance(last, dict) else None
+    observed = snapshot(resource.address, target, head.get("from"), head.get("base"), context, spec)
     if observed.error:
         raise PermanentError(observed.error)
     try:
-        merged = merge_target(resource.name, spec, target, observed)
+        merged = merge_target(resource.name, spec, target, observed, state=last)
     except DocumentError as error:
         raise PermanentError(f"cannot parse {target.path}: {error}") from None
     if head["op"] == "write" and merged.digest != head.get("digest"):
         raise PermanentError(
             f"{target.path}: the merge no longer gives the planned file; plan again"
         )
-    version = record_version(resource.address, resource.name, spec.taxonomy, context)
+    known = (observed.base_digest, base_of(observed))
+    version = record_version(resource.address, resource.name, spec, context, known)
     if head["op"] == "adopt":
         summary = f"v{version} ({len(merged.result.terms)} terms): the file already matched"
-        state = {"version": version, "commit": observed.tip}
+        state = _state(target, version, observed.tip, merged)
         return ActionResult("done", summary, state, {"unit": target.unit, "summary": summary})
     message = commit_message(resource.name, f"version {version}", merged, context)
     commit = publish_file(target, observed.tip, merged.text, message, context)
     return written(target, version, commit, merged, spec.conflictStrategy)
+
+
+def _state(
+    target: TargetSpec, version: int, commit: str | None, merged: TargetMerge
+) -> dict[str, Any]:
+    """What the target's record keeps: the version it was given, the commit, and (when the
+    file is exactly that version) the file's digest, which lets the next plan skip it."""
+    state: dict[str, Any] = {"version": version, "commit": commit}
+    if merged.exact:
+        state["file"] = file_key(target, merged.digest)
+    return state
 
 
 def written(
@@ -76,28 +90,13 @@ def written(
         "changes": {category: ids[:_LISTED] for category, ids in changes.items()},
         "conflicts": conflicts[:_LISTED],
     }
-    state = {"version": version, "commit": commit}
+    state = _state(target, version, commit, merged)
     return ActionResult("done", f"committed {commit[:7]} to {target.branch}", state, history)
 
 
 def what_changed(merged: TargetMerge) -> dict[str, list[str]]:
     """The file's term changes by category (DeepDiff describes the changed terms)."""
-    if merged.theirs is None:
-        return {"added": sorted(merged.result.terms)}
-    return describe(merged.theirs, merged.result.terms)
-
-
-def record_version(address: str, name: str, terms: Taxonomy, context: Context) -> int:
-    """Keep `terms` as the next version of the taxonomy (unless it is the latest); its number."""
-    content = document(name, terms)
-    latest = context.store.versions(address)
-    if latest and latest[0]["digest"] == canonical_digest(content):
-        return int(latest[0]["version"])
-    meta: dict[str, Any] = {"terms": len(terms), "spec_commit": context.spec_commit}
-    previous = context.store.version(address, int(latest[0]["version"])) if latest else None
-    changes = describe(from_content(previous["content"]) if previous else {}, terms)
-    meta["changes"] = {category: len(ids) for category, ids in changes.items()}
-    return context.store.add_version(address, content, meta)
+    return merged.what_changed
 
 
 def commit_message(name: str, what: str, merged: TargetMerge, context: Context) -> str:

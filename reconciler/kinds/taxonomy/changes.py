@@ -91,10 +91,13 @@ def _field_change(key: str, before: Any, after: Any) -> str:
     return f"{key} {before!r} -> {after!r}"
 
 
-def describe(before: Taxonomy, after: Taxonomy) -> dict[str, list[str]]:
+def describe(
+    before: Taxonomy, after: Taxonomy, changed: list[str] | None = None
+) -> dict[str, list[str]]:
     """Term ids per category (added, removed, relabelled, moved, merged, edited), as
-    DeepDiff describes the changed terms."""
-    changed = [i for i in before.keys() | after.keys() if before.get(i) != after.get(i)]
+    DeepDiff describes the changed terms (`changed`: their ids, when already known)."""
+    if changed is None:
+        changed = [i for i in before.keys() | after.keys() if before.get(i) != after.get(i)]
     if not changed:
         return {}
     from deepdiff import DeepDiff  # slow to import; only needed when something changed

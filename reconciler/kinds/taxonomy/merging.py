@@ -99,9 +99,12 @@ def merge(
     theirs: Mapping[str, Term],
     strategy: Strategy = "spec",
     folds: Sequence[Fold] = (),
+    ours_checked: bool = False,
 ) -> MergeResult:
     """Merge `ours` and `theirs`, both descended from `base`; then apply the term merges
-    `folds` to the result (references that the target added are rewritten too)."""
+    `folds` to the result (references that the target added are rewritten too).
+    `ours_checked`: `ours` has no structural problem (a validated spec's terms), so a result
+    equal to it needs no repair and is not checked again."""
     base = base or {}
     run = _Merge(ours, theirs, strategy)
     for term_id in sorted(set(base) | set(ours) | set(theirs)):
@@ -110,7 +113,8 @@ def merge(
             run.result[term_id] = merged
     if folds:
         run.result = fold(run.result, folds)
-    run.repair()
+    if not (ours_checked and run.result == ours):
+        run.repair()
     return MergeResult(run.result, tuple(run.conflicts))
 
 

@@ -22,6 +22,9 @@ class TargetObserved(BaseModel):
     base_version: int | None = None  # the version last applied to this target
     base_digest: str | None = None
     base: dict[str, Any] | None = Field(default=None, exclude=True)
+    # The base's terms when observing read them already (the spec's own terms when the base
+    # is the spec's content): the planner then does not read `base` again.
+    base_terms: Any = Field(default=None, exclude=True)
     error: str | None = None  # the target could not be read (unreachable, not UTF-8 ...)
 
 

@@ -13,6 +13,8 @@ from reconciler.git.files import FileBranch
 from reconciler.kinds.base import Context
 from reconciler.kinds.taxonomy.model import TargetSpec, TaxonomySpec
 from reconciler.kinds.taxonomy.observed import TargetObserved, TaxonomyObserved
+from reconciler.kinds.taxonomy.versions import spec_content, version_terms
+from reconciler.store.contents import version_content, version_digest
 
 
 def observe_taxonomy(address: str, spec: TaxonomySpec, context: Context) -> TaxonomyObserved:
@@ -24,38 +26,49 @@ def observe_taxonomy(address: str, spec: TaxonomySpec, context: Context) -> Taxo
         """One target, with the version last applied to it as its base."""
         unit_state = state.get(target.unit)
         version = unit_state.get("version") if isinstance(unit_state, dict) else None
-        return observe_target(address, target, version, context)
+        return observe_target(address, target, version, context, spec)
 
     with ThreadPoolExecutor(max_workers=max(1, context.parallelism)) as pool:
         return TaxonomyObserved(targets=list(pool.map(one, spec.targets)))
 
 
 def observe_target(
-    address: str, target: TargetSpec, base_version: int | None, context: Context
+    address: str,
+    target: TargetSpec,
+    base_version: int | None,
+    context: Context,
+    spec: TaxonomySpec | None = None,
 ) -> TargetObserved:
-    """The target's branch tip and file now, and its base version."""
+    """The target's branch tip and file now, and its base version (read once per `spec`)."""
     try:
         listing = list_refs(target.remote(), context.redact)
     except ReconcilerError as error:
         return TargetObserved(unit=target.unit, error=str(error))
     tip = listing.refs.get(f"refs/heads/{target.branch}")
     try:
-        return snapshot(address, target, tip, base_version, context)
+        return snapshot(address, target, tip, base_version, context, spec)
     except ReconcilerError as error:
         return TargetObserved(unit=target.unit, tip=tip, error=context.redact(str(error)))
 
 
 def snapshot(
-    address: str, target: TargetSpec, tip: str | None, base_version: int | None, context: Context
+    address: str,
+    target: TargetSpec,
+    tip: str | None,
+    base_version: int | None,
+    context: Context,
+    spec: TaxonomySpec | None = None,
 ) -> TargetObserved:
     """The target's file at commit `tip` and the stored base version (what apply re-reads);
-    raises ReconcilerError when the commit cannot be fetched or read."""
+    raises ReconcilerError when the commit cannot be fetched or read. With `spec`, a base
+    that is the spec's own content is not read at all, and another is read once for every
+    target and for apply."""
     observed = TargetObserved(unit=target.unit, tip=tip)
     if base_version is not None:
-        row = context.store.version(address, base_version)
-        if row is not None:
-            observed.base_version, observed.base_digest = base_version, row["digest"]
-            observed.base = row["content"]
+        digest = version_digest(context.store, address, base_version)
+        if digest is not None:
+            observed.base_version, observed.base_digest = base_version, digest
+            _read_base(observed, address, base_version, digest, context, spec)
     if tip is None:
         return observed
     files = branch_files(target, context)
@@ -71,6 +84,24 @@ def snapshot(
         except UnicodeDecodeError as error:
             observed.error = f"{target.path} at {tip[:7]} is not UTF-8 text (byte {error.start})"
     return observed
+
+
+def _read_base(
+    observed: TargetObserved,
+    address: str,
+    number: int,
+    digest: str,
+    context: Context,
+    spec: TaxonomySpec | None,
+) -> None:
+    if spec is None:
+        observed.base = version_content(context.store, address, number)
+    elif digest == spec_content(address.partition("/")[2], spec).digest:
+        observed.base_terms = spec.taxonomy
+    else:
+        name = address.partition("/")[2]
+        read = lambda: version_terms(address, number, name, spec, context)  # noqa: E731
+        observed.base_terms = spec.memo(("base", digest), read)
 
 
 def _read(files: FileBranch, tip: str, path: str) -> bytes | None:

@@ -165,7 +165,14 @@ def taken_fields(
 
 
 def check_pullable(resource: Resource, commit: str | None) -> None:
-    """Refuse a pull whose spec file is not a file the user can commit."""
+    """Refuse a pull whose spec file is not a file the user can commit, or whose terms are
+    not in it."""
+    spec = resource.spec
+    if isinstance(spec, TaxonomySpec) and spec.termsFrom is not None:
+        raise ReconcilerError(
+            f"{resource.address} reads its terms from {spec.termsFrom.file}; pull writes "
+            "terms into the spec file only: make the edits in that file (or its generator)"
+        )
     if commit is not None:
         raise ReconcilerError(
             f"{resource.address} comes from a git commit; pull writes the spec file, so run it "

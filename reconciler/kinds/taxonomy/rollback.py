@@ -15,6 +15,7 @@ from reconciler.kinds.taxonomy.planning import merge_target
 from reconciler.kinds.taxonomy.terms import Taxonomy
 from reconciler.specs import Resource
 from reconciler.store import ResourceRecord
+from reconciler.store.contents import version_content
 
 
 def rollback_taxonomy(
@@ -26,9 +27,9 @@ def rollback_taxonomy(
 ) -> ActionResult:
     """Write version `to` (default: the one before the current) to every target."""
     number = _version(resource.address, record, to, context)
-    row = context.store.version(resource.address, number)
-    assert row is not None
-    ours = from_content(row["content"])
+    content = version_content(context.store, resource.address, number)
+    assert content is not None
+    ours = from_content(content)
     state: dict[str, Any] = {}
     lines, failed = [], []
     for target in spec.targets:

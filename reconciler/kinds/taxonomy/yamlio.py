@@ -17,6 +17,8 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from reconciler.kinds.taxonomy.terms import Taxonomy
+
 # Plain scalars YAML 1.1 and 1.2 both read back as the same string.
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_ ./()&+'-]*")
 _RESERVED = frozenset(["y", "n", "yes", "no", "on", "off", "true", "false", "null"])
@@ -56,6 +58,42 @@ def dump(name: str, terms: list[dict[str, Any]]) -> str:
             else:
                 lines.append(f"{dash}{key}: {scalar(value)}")
             dash = "    "
+    return "\n".join(lines) + "\n"
+
+
+def dump_terms(name: str, terms: Taxonomy) -> str:
+    """`dump(name, document(name, terms)["terms"])`, written from the terms directly (the
+    keys of a term in sorted order, empty fields left out), without building the document;
+    each id is quoted once, also where other terms refer to it."""
+    lines = [f"taxonomy: {scalar(name)}", "terms:" if terms else "terms: []"]
+    add = lines.append
+    ids = {term_id: scalar(term_id) for term_id in terms}
+
+    def ref(term_id: str) -> str:
+        return ids.get(term_id) or scalar(term_id)
+
+    for term_id in sorted(terms):
+        term = terms[term_id]
+        dash = "  - "
+        if term.aliases:
+            add(f"{dash}aliases:")
+            lines += [f"      - {scalar(item)}" for item in sorted(term.aliases)]
+            dash = "    "
+        if term.deprecated:
+            add(f"{dash}deprecated: true")
+            dash = "    "
+        if term.description:
+            add(f"{dash}description: {scalar(term.description)}")
+            dash = "    "
+        add(f"{dash}id: {ids[term_id]}")
+        add(f"    label: {scalar(term.label)}")
+        if term.parent:
+            add(f"    parent: {ref(term.parent)}")
+        if term.related:
+            add("    related:")
+            lines += [f"      - {ref(item)}" for item in sorted(term.related)]
+        if term.replaced_by:
+            add(f"    replacedBy: {ref(term.replaced_by)}")
     return "\n".join(lines) + "\n"
 
 
