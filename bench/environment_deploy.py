@@ -194,18 +194,20 @@ def run_watch(root: Path, runs: int = 7) -> Result:
         _wait(lambda: running(ref), 120, process)
 
     def settle() -> None:
-        """Untimed: let the watcher finish recording (and pruning) the last deploy."""
+        """Untimed: let the watcher finish recording (and pruning) the last deploy, so that
+        it does not run alongside the next baseline."""
+        time.sleep(1.5)
         seen.update(p.name for p in (data.deploy / "releases").iterdir())
-        time.sleep(1.0)
 
     try:
         _wait(lambda: running("v1"), 120, process)  # release 1, cache warm
+        settle()
         base, rec = alternate(
             runs,
             baseline,
             edit_and_wait,
             before_baseline=reset_baseline,
-            before_reconciler=settle,
+            after_reconciler=settle,
         )
     finally:
         os.killpg(process.pid, signal.SIGTERM)
