@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, Callable[..., Result]] = {
     incremental_sync.NAME: incremental_sync.run,
     initial_mirror.NAME: initial_mirror.run,
     environment_deploy.NAME: environment_deploy.run,
+    environment_deploy.NAME_WATCH: environment_deploy.run_watch,
     many_refs.NAME_CREATE: many_refs.run_create,
     many_refs.NAME_UPDATE: many_refs.run_update,
 }

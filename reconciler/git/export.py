@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.errors import GitError
@@ -50,20 +52,49 @@ def _file_system(directory: Path) -> str:
     return ""
 
 
-def tree_blobs(runner: GitRunner, repo: Path, commit: str) -> dict[str, str]:
-    """{path: blob sha} of every file and symbolic link in `commit` (what an exported release
-    must contain; a link's blob is its target, as git stores it)."""
+@dataclass(frozen=True)
+class TreeEntry:
+    """A file or symbolic link of a commit: its blob id and size (a link's blob is its
+    target, as git stores it)."""
+
+    blob: str
+    size: int
+
+
+def tree_entries(runner: GitRunner, repo: Path, commit: str) -> dict[str, TreeEntry]:
+    """{path: entry} of every file and symbolic link in `commit` (what an exported release
+    must contain), from one `git ls-tree -r -l`: git already knows every blob id."""
     listing = runner.run(
-        ["ls-tree", "-r", "-z", "--full-tree", "--end-of-options", commit], cwd=repo
+        ["ls-tree", "-r", "-z", "-l", "--full-tree", "--end-of-options", commit], cwd=repo
     ).stdout
-    blobs = {}
+    entries = {}
     for entry in listing.split("\0"):
         if entry:
             meta, path = entry.split("\t", 1)
-            _mode, kind, sha = meta.split()
+            _mode, kind, sha, size = meta.split()
             if kind == "blob":
-                blobs[path] = sha
-    return blobs
+                entries[path] = TreeEntry(sha, int(size))
+    return entries
+
+
+def attributed(runner: GitRunner, repo: Path, paths: Iterable[str]) -> set[str]:
+    """The paths that some gitattributes outside the tree (the repository's info/attributes,
+    the user's or the system's file) give an attribute: `git archive` may write those
+    otherwise than as stored (export-subst, ident, eol, filters), so their blob ids do not
+    tell what is on disk. A tree's own `.gitattributes` is the caller's to look for."""
+    names = b"".join(os.fsencode(path) + b"\0" for path in paths)
+    result = subprocess.run(
+        ["git", "check-attr", "-a", "-z", "--stdin"],
+        cwd=repo,
+        env=runner.environment(),
+        input=names,
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise runner.error("check-attr", result.stderr.decode(errors="replace"))
+    fields = result.stdout.split(b"\0")  # path, attribute, value, path, ...
+    return {os.fsdecode(path) for path in fields[0:-1:3]}
 
 
 def peel_to_commit(runner: GitRunner, repo: Path, name: str) -> str | None:

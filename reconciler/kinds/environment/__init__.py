@@ -28,6 +28,7 @@ from reconciler.kinds.environment.deploying import (
     refuse_unsafe,
     switch_to,
 )
+from reconciler.kinds.environment.manifests import read_manifest
 from reconciler.kinds.environment.model import EnvironmentSpec
 from reconciler.kinds.environment.observing import (
     EnvironmentObserved,
@@ -35,7 +36,7 @@ from reconciler.kinds.environment.observing import (
     source_cache,
 )
 from reconciler.kinds.environment.planning import plan_environment
-from reconciler.kinds.environment.releases import Layout, read_manifest, release_number
+from reconciler.kinds.environment.releases import Layout, release_number
 from reconciler.kinds.environment.steps import STEP_MODELS
 from reconciler.specs import Resource
 from reconciler.store import ResourceRecord, now

@@ -9,8 +9,9 @@ from typing import Any
 
 from reconciler.kinds.base import CheckResult, Context, Planned, RecordFacts
 from reconciler.kinds.environment.hooks import run_check
+from reconciler.kinds.environment.manifests import read_manifest
 from reconciler.kinds.environment.model import EnvironmentSpec
-from reconciler.kinds.environment.releases import Layout, read_manifest
+from reconciler.kinds.environment.releases import Layout
 from reconciler.kinds.environment.services import Services
 from reconciler.specs import Resource
 from reconciler.store import ResourceRecord

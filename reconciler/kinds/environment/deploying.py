@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import PermanentError
-from reconciler.git import export_tree, tree_blobs
+from reconciler.git import GitRunner, TreeEntry, attributed, export_tree, tree_entries
 from reconciler.kinds.base import Action, ActionResult, Context
 from reconciler.kinds.environment.hooks import run_check, run_hook
+from reconciler.kinds.environment.manifests import fs_stamp, write_manifest
 from reconciler.kinds.environment.model import Check, EnvironmentSpec
 from reconciler.kinds.environment.planning import refusal
 from reconciler.kinds.environment.releases import (
@@ -22,7 +23,6 @@ from reconciler.kinds.environment.releases import (
     remove_release,
     switch_link,
     write_failure,
-    write_manifest,
 )
 from reconciler.kinds.environment.services import Services
 from reconciler.processes import Outcome
@@ -107,16 +107,29 @@ def deploy(
     partial = run.layout.releases / f".{release}.partial"
     try:
         export_tree(context.git, cache, sha, partial)
+        exported = fs_stamp(run.layout.releases)  # what changes after it, git did not write
     except BaseException:  # out of space, read-only, interrupted: leave no litter
         remove_release(run.layout, partial.name)
         raise
     partial.rename(run.layout.release(release))
-    files = list(tree_blobs(context.git, cache, sha))
+    tree = tree_entries(context.git, cache, sha)
+    rewritten = _rewritten(context.git, cache, tree)
     failure = _build_and_switch(run, release, sha, previous)
     if failure is None:
-        write_manifest(run.layout, release, {"sha": sha, "ref": spec.source.ref}, files)
+        meta = {"sha": sha, "ref": spec.source.ref}
+        write_manifest(run.layout, release, meta, tree, exported, rewritten)
         failure = _verify(run, release, sha, previous)
     return _result(run, release, sha, previous, failure, time.monotonic() - started, spec_digest)
+
+
+def _rewritten(runner: GitRunner, cache: Path, tree: dict[str, TreeEntry]) -> set[str]:
+    """The paths `git archive` may have written otherwise than their blobs (gitattributes
+    apply to them): every path when the tree has a `.gitattributes` of its own (its rules
+    are the tree's, which `git check-attr` in a bare cache does not read), else those
+    the cache's, the user's or the system's attributes name."""
+    if any(path.rpartition("/")[2] == ".gitattributes" for path in tree):
+        return set(tree)
+    return attributed(runner, cache, tree)
 
 
 def refuse_unsafe(layout: Layout, path: str) -> None:
@@ -147,11 +160,15 @@ def _build_and_switch(
 
 def _verify(run: Deploy, release: str, sha: str, previous: str | None) -> tuple[str, str] | None:
     slot = run.layout.active_slot()
-    before = Services.of(run.layout.release(release))  # left by build or preview
+    directory = run.layout.release(release)
+    # Without activate hooks nothing is left running to follow, and without verify checks
+    # nothing would wait on it: no scan of every process then (twice 40 ms on a busy host).
+    following = bool(run.spec.activate and run.spec.verify)
+    before = Services.of(directory) if following else None  # left by build or preview
     outcome = run.hooks(run.spec.activate, release, sha, slot)
     if not outcome.ok:
         return "activate", outcome.detail
-    services = Services.of(run.layout.release(release), before=before)
+    services = Services.of(directory, before=before) if following else Services(directory)
     outcome = run.hooks(run.spec.verify, release, sha, slot, services)
     return None if outcome.ok else ("verify", outcome.detail)
 

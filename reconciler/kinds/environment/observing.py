@@ -11,8 +11,9 @@ from pydantic import BaseModel, Field
 from reconciler.errors import ReconcilerError
 from reconciler.git import ObjectCache, Remote, list_refs, peel_to_commit
 from reconciler.kinds.base import Context
+from reconciler.kinds.environment.manifests import drift, read_manifest
 from reconciler.kinds.environment.model import EnvironmentSpec
-from reconciler.kinds.environment.releases import Layout, drift, read_failure, read_manifest
+from reconciler.kinds.environment.releases import Layout, read_failure
 from reconciler.specs import Resource
 
 _SHA = re.compile(r"^[0-9a-f]{7,40}\Z")

@@ -1,24 +1,21 @@
 """An environment directory on disk: `releases/<n>-<shortsha>/`, the `current` link, the
-blue/green slot links, and per-release manifests used to see hand-made changes (drift).
+blue/green slot links, and the `.reconciler/` directory of per-release manifests
+(manifests.py).
 
 Nothing reconciler writes, reads for a manifest or deletes here may lead outside the
 target directory: `Layout.refusals()` names every link that would (`releases`,
 `.reconciler`, a release directory, `current`, a slot), and the controller refuses to
-touch the environment while there is one. Files of a release are fingerprinted without
-following links (a link is recorded as a link, as git records it).
+touch the environment while there is one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
-import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from reconciler.git.refs import is_sha
 
@@ -154,82 +151,6 @@ def switch_link(link: Path, target: str) -> None:
     temporary.unlink(missing_ok=True)
     os.symlink(target, temporary)
     os.replace(temporary, link)
-
-
-def _blob(data: bytes) -> str:
-    """git's blob id of `data`."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
-
-
-def entry_id(directory: Path, relative: str) -> str | None:
-    """What is at `relative` under `directory`, never following a link: the blob id of a
-    regular file, `link:<blob id of its target>` for a link, `link-on-path:<dir>` when a
-    directory on the way is a link, None when there is nothing (or a directory, a fifo...)."""
-    path = directory
-    parts = relative.split("/")
-    for part in parts[:-1]:
-        path = path / part
-        try:
-            mode = os.lstat(path).st_mode
-        except OSError:
-            return None
-        if stat.S_ISLNK(mode):
-            return f"link-on-path:{path.relative_to(directory).as_posix()}"
-        if not stat.S_ISDIR(mode):
-            return None
-    path = path / parts[-1]
-    try:
-        mode = os.lstat(path).st_mode
-        if stat.S_ISLNK(mode):
-            return "link:" + _blob(os.fsencode(os.readlink(path)))
-        if not stat.S_ISREG(mode):
-            return None
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    with os.fdopen(descriptor, "rb") as file:
-        return _blob(file.read())
-
-
-def write_manifest(layout: Layout, name: str, meta: dict[str, Any], files: list[str]) -> None:
-    """Record a release's commit and the id of each of its files as they are now."""
-    directory = layout.release(name)
-    ids = {f: entry_id(directory, f) for f in files}
-    blobs = {f: i for f, i in ids.items() if i is not None}
-    layout.manifests.mkdir(parents=True, exist_ok=True)
-    target = layout.manifests / f"{name}.json"
-    temporary = target.with_suffix(".tmp")
-    temporary.write_text(json.dumps({**meta, "files": blobs}, sort_keys=True))
-    os.replace(temporary, target)
-
-
-def read_manifest(layout: Layout, name: str) -> dict[str, Any] | None:
-    """A release's manifest, or None if it has none (or it is unreadable)."""
-    try:
-        data = json.loads((layout.manifests / f"{name}.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def drift(layout: Layout, name: str, limit: int = 5) -> list[str]:
-    """Files of a release changed or removed since it was deployed (at most `limit` named)."""
-    manifest = read_manifest(layout, name)
-    if manifest is None:
-        return ["no manifest: release not deployed by reconciler"]
-    directory = layout.release(name)
-    changed = []
-    for path, expected in sorted(manifest.get("files", {}).items()):
-        found = entry_id(directory, path)
-        if found is None:
-            changed.append(f"{path} removed")
-        elif found.startswith("link") and not str(expected).startswith("link"):
-            changed.append(f"{path} replaced by a link")
-        elif found != expected:
-            changed.append(f"{path} changed")
-        if len(changed) > limit:
-            return [*changed[:limit], "..."]
-    return changed
 
 
 def remove_release(layout: Layout, name: str) -> None:
