@@ -18,7 +18,15 @@ from tests.conftest import Workspace, ok
 from tests.gitservers import make_bare, seed_bare
 from tests.test_taxonomy_behaviour import write_spec
 
-TABLES = ("revisions", "journal", "history", "events", "health_results", "versions")
+TABLES = (
+    "revisions",
+    "journal",
+    "history",
+    "events",
+    "health_results",
+    "versions",
+    "version_chunks",
+)
 
 
 def rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -150,6 +158,33 @@ def test_versions_a_rollback_may_name_stay_and_older_ones_go(ws: Workspace) -> N
     left = ws.run("rollback", "Taxonomy/docs", "--to", "9")
     # v2: applied (the pin); v1: the one before it; v5: the newest. v3 and v4 went.
     assert "recorded versions are 1, 2, 5" in left.output, left.output
+
+
+def test_the_term_chunks_of_pruned_versions_go_and_those_kept_versions_list_stay(
+    ws: Workspace,
+) -> None:
+    make_bare(ws.root / "site.git")
+    terms = "".join(f"- {{id: t{n:04d}, label: T{n}}}\n" for n in range(600))
+    spec = write_spec(ws, ["{repo: ../site.git, path: taxonomy.json}"], terms=terms)
+    ok(ws.run("apply", "--yes"))
+    for n in range(0, 600, 100):  # versions 2-7, each editing another part of the list
+        spec.write_text(spec.read_text().replace(f"label: T{n}}}", f"label: U{n}}}"))
+        ok(ws.run("apply", "--yes"))
+    chunks_before = len(rows(ws.state)["version_chunks"])
+
+    dry = counts(ok(ws.run("state", "prune", "--keep", "1", "--dry-run")).stdout)
+    pruned = counts(ok(ws.run("state", "prune", "--keep", "1")).stdout)
+
+    assert dry == pruned and pruned["versions"] > 0 and pruned["version_chunks"] > 0, pruned
+    left = rows(ws.state)
+    assert len(left["version_chunks"]) == chunks_before - pruned["version_chunks"]
+    listed = {
+        digest
+        for row in left["versions"]
+        for digest in json.loads(row[4]).get("$chunks", {}).get("digests", [])
+    }
+    assert {row[0] for row in left["version_chunks"]} == listed  # none orphaned, none missing
+    assert "rolled back to" in ok(ws.run("rollback", "Taxonomy/docs")).stdout
 
 
 def test_a_dry_run_changes_nothing_and_counts_what_the_prune_removes(ws: Workspace) -> None:

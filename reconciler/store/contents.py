@@ -24,7 +24,6 @@ from reconciler.store.records import Store
 _MASK = 127  # a boundary after 1 item in 128, on average
 _CHUNKS = "$chunks"  # the key of a manifest: never a key of a stored document
 _PLACEHOLDER = "\x00items\x00"
-_TABLE = "CREATE TABLE IF NOT EXISTS version_chunks (digest TEXT PRIMARY KEY, data TEXT NOT NULL)"
 _BATCH = 500  # chunk digests per SELECT
 
 
@@ -65,7 +64,6 @@ def add_chunked_version(
         )
         if rows and rows[0]["digest"] == digest:
             return int(rows[0]["version"])
-        store.execute(_TABLE)
         for chunk in chunks:
             store.execute("INSERT OR IGNORE INTO version_chunks(digest, data) VALUES (?, ?)", chunk)
         number = int(rows[0]["version"]) + 1 if rows else 1

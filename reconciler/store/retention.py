@@ -31,7 +31,21 @@ from reconciler.store.records import Store
 
 # The newest of these events is what `status` reports (engine.status.WATCH_EVENTS).
 _WATCH_EVENTS = "watch: reconcile"
-TABLES = ("revisions", "journal", "history", "events", "health_results", "versions")
+TABLES = (
+    "revisions",
+    "journal",
+    "history",
+    "events",
+    "health_results",
+    "versions",
+    "version_chunks",
+)
+# The chunks no version that stays lists (store/contents.py): they go with the last version
+# naming them. `{}` is the condition of the versions that go (none: FALSE).
+_ORPHAN_CHUNKS = (
+    "digest NOT IN (SELECT chunk.value FROM versions,"
+    " json_each(versions.content, '$.\"$chunks\".digests') AS chunk WHERE NOT ({}))"
+)
 
 
 @dataclass(frozen=True)
@@ -117,6 +131,8 @@ def _rules(db: StoreDatabase, edge: Window) -> dict[str, tuple[str, tuple[Any, .
         )
         params = tuple(p for address, numbers in doomed.items() for p in (address, *numbers))
         rules["versions"] = (clauses, params)
+    going, params = rules.get("versions", ("FALSE", ()))
+    rules["version_chunks"] = (_ORPHAN_CHUNKS.format(going), params)
     return rules
 
 
@@ -161,7 +177,8 @@ def prune(
             return result
         rules = _rules(db, edge)
         # Children first: a journal row names its revision (a foreign key).
-        for table in ("journal", "history", "revisions", "events", "health_results", "versions"):
+        tables = ("journal", "history", "revisions", "events", "health_results", "versions")
+        for table in (*tables, "version_chunks"):
             if table not in rules:
                 result.counts[table] = 0
                 continue

@@ -190,11 +190,19 @@ def _v5_retention(db: Database) -> None:
     db.table("history").create_index(["revision_id"], if_not_exists=True)
 
 
+def _v6_version_chunks(db: Database) -> None:
+    # Taxonomy versions keep their terms in shared chunks (store/contents.py), each once.
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS version_chunks (digest TEXT PRIMARY KEY, data TEXT NOT NULL)"
+    )
+
+
 MIGRATIONS: list[Migration] = [
     _v1_initial,
     _v2_versions,
     _v3_health,
     _v4_lock_identity,
     _v5_retention,
+    _v6_version_chunks,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
