@@ -9,12 +9,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
 from reconciler.errors import SpecProblem
 from reconciler.specs.interpolation import InterpolationError, interpolate, variable_names
 from reconciler.specs.yamldocs import Loc, field_path, line_of
 from reconciler.specs.yamltags import UnsupportedTag, plain_value
+from reconciler.specs.yamltree import Map, Seq
 
 _HINT = re.compile(r"[^\s/\x00-\x1f\x7f-\x9f\u2028\u2029]{1,100}")
 
@@ -98,9 +97,9 @@ class SpecDocument:
 
 def _children(node: Any) -> list[tuple[Any, Any]]:
     """(key, value) of a mapping, (index, item) of a sequence; nothing for a scalar."""
-    if isinstance(node, CommentedMap):
+    if isinstance(node, Map):
         return list(node.items())
-    if isinstance(node, CommentedSeq):
+    if isinstance(node, Seq):
         return list(enumerate(node))
     return []
 
@@ -115,7 +114,7 @@ def _masked(problem: SpecProblem, hidden: set[str]) -> SpecProblem:
 def _address_hint(document: Any) -> str | None:
     """`Kind/name` as written, for messages; left out when either part is not one short
     printable word (it could span lines or pretend to be another message)."""
-    if not isinstance(document, CommentedMap):
+    if not isinstance(document, Map):
         return None
     kind, metadata = document.get("kind"), document.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None

@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import BaseModel
-from ruamel.yaml.comments import CommentedMap
 
 from reconciler.errors import SpecError, SpecProblem
 from reconciler.specs.credentials import check_credentials, env_secrets
@@ -24,6 +23,7 @@ from reconciler.specs.yamldocs import (
     too_deep,
 )
 from reconciler.specs.yamltags import root_tag_refusal
+from reconciler.specs.yamltree import Map
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 Kinds = Mapping[str, type[BaseModel]]
@@ -174,7 +174,7 @@ def _load_document(
 
 def _refusal(document: SpecDocument, too_big: tuple[int, str] | None) -> tuple[int, str] | None:
     """Why nothing in the document can be validated, as (line, message), or None."""
-    if not isinstance(document.data, CommentedMap):
+    if not isinstance(document.data, Map):
         return document.line, "a spec document must be a mapping"
     tag = root_tag_refusal(document.data)
     if tag is not None:
@@ -197,7 +197,7 @@ def _validate_spec(document: SpecDocument, kinds: Kinds) -> BaseModel | None:
         message = f"unknown kind {kind!r}; valid kinds: {', '.join(sorted(kinds))}"
         document.report(document.line_at(("kind",)), message, ("kind",))
         return None
-    if not isinstance(spec, CommentedMap):
+    if not isinstance(spec, Map):
         return None
     return validate(document, model, ("spec",), {"base_dir": document.base_dir})
 
