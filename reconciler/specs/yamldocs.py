@@ -29,11 +29,11 @@ Loc = tuple[str | int, ...]  # a field's path: `('spec', 'destinations', 0, 'url
 
 def read_documents(text: str) -> list[Document]:
     """Every non-empty document in `text`; raises YamlSyntaxError."""
-    stray_bom = text.find("\\ufeff", 1)
+    stray_bom = text.find("\ufeff", 1)
     if stray_bom != -1:  # files joined with `cat`: the BOM would hide inside a key
         raise YamlSyntaxError(
             "a byte order mark (U+FEFF) in the middle of the file: remove it",
-            text.count("\\n", 0, stray_bom) + 1,
+            text.count("\n", 0, stray_bom) + 1,
         )
     try:
         return yamlfast.read_documents(text)

@@ -63,7 +63,7 @@ def _converted(value: Any, done: dict[int, Any]) -> Any:
     if isinstance(value, CommentedMap):
         tag = _OMAP_TAG if isinstance(value, CommentedOrderedMap) else value.tag.value
         mapping = done[id(value)] = Map(_node_line(value, 1), str(tag) if tag else None)
-        positions = value.lc.data
+        positions = value.lc.data or {}  # none: built by a tag, without lines
         for key, item in value.items():
             converted_key = _converted(key, done)
             mapping[converted_key] = _converted(item, done)
@@ -73,7 +73,7 @@ def _converted(value: Any, done: dict[int, Any]) -> Any:
     if isinstance(value, CommentedSeq):
         tag = value.tag.value
         sequence = done[id(value)] = Seq(_node_line(value, 1), str(tag) if tag else None)
-        positions = value.lc.data
+        positions = value.lc.data or {}  # none: built by a tag, without lines
         for index, item in enumerate(value):
             sequence.append(_converted(item, done))
             position = positions.get(index)
