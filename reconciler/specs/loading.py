@@ -48,7 +48,9 @@ def load_directory(
     for path in spec_files(root, loops):
         display = _display(path, root, display_root)
         for read in _read_file(path, display, problems):
-            document = SpecDocument(read.data, display, read.line, path.parent, environ)
+            document = SpecDocument(
+                read.data, display, read.line, path.parent, environ, read.checked, read.plain
+            )
             resource = _load_document(document, kinds, read.too_big)
             problems += document.problems
             resources += [resource] if resource is not None else []
@@ -181,7 +183,7 @@ def _refusal(document: SpecDocument, too_big: tuple[int, str] | None) -> tuple[i
         return document.line, tag
     if too_big is not None:  # checked first: nothing may walk the expanded document
         return too_big
-    deep = too_deep(document.data, document.line)
+    deep = None if document.checked else too_deep(document.data, document.line)
     if deep is not None:
         return deep, f"nested deeper than {MAX_DEPTH} levels"
     return None

@@ -53,7 +53,7 @@ def too_deep(document: Any, fallback: int) -> int | None:
             if depth >= MAX_DEPTH:
                 return line
             values = node.values() if isinstance(node, Map) else node
-            stack += [(value, depth + 1, line) for value in values]
+            stack += [(v, depth + 1, line) for v in values if isinstance(v, Map | Seq)]
     return None
 
 
@@ -95,6 +95,9 @@ def _hashable(value: Any) -> bool:
 
 def to_plain(node: Any) -> Any:
     """Convert round-trip nodes to plain dicts, lists and scalars (dates become strings)."""
+    kind = type(node)
+    if kind is str or kind is int or kind is bool or kind is float or node is None:
+        return node  # already plain (what the fast reader builds): the common case first
     if isinstance(node, dict):
         return {str(k): to_plain(v) for k, v in node.items()}
     if isinstance(node, list):

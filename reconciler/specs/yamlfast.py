@@ -72,14 +72,14 @@ def read_documents(text: str) -> list[Document]:
         raise Unsupported
     parser = CParser(text)
     try:
-        return _documents(parser, counting="&" in text)  # no anchor: no alias to count
+        return _documents(parser, "&" in text, "$" in text)  # no anchor: no alias to count
     except YAMLError:
         raise Unsupported from None
     finally:
         parser.dispose()
 
 
-def _documents(parser: CParser, counting: bool) -> list[Document]:
+def _documents(parser: CParser, counting: bool, dollar: bool) -> list[Document]:
     get = parser.get_event
     documents: list[Document] = []
     get()  # the stream's start
@@ -89,13 +89,13 @@ def _documents(parser: CParser, counting: bool) -> list[Document]:
             return documents
         if event.version is not None or event.tags:  # %YAML / %TAG directives
             raise Unsupported
-        document = _document(get, counting)
+        document = _document(get, counting, dollar)
         if document.data is not None:
             documents.append(document)
         get()  # the document's end
 
 
-def _document(get: Any, counting: bool) -> Document:
+def _document(get: Any, counting: bool, dollar: bool) -> Document:
     """One document's data, from its first event to its last (before the end event)."""
     # The open collections: (collection, key awaiting its value, its line, anchor, sizes).
     stack: list[tuple[Any, Any, int, str | None, list[int]]] = []
@@ -107,6 +107,7 @@ def _document(get: Any, counting: bool) -> Document:
     sizes = [0, 0]  # nodes and bytes inside `current`, aliases expanded (when counting)
     key: Any = _NO_KEY
     key_line = 0
+    plain = not dollar  # until a key that is not a string or an alias
     while True:
         event = get()
         kind = type(event)
@@ -126,6 +127,7 @@ def _document(get: Any, counting: bool) -> Document:
             if name not in anchors or name in open_anchors:
                 raise Unsupported  # undefined (an error) or recursive
             value, line, size = anchors[name]
+            plain = False
             if counting and too_big is None:
                 added[0] += size[0]  # type: ignore[index]
                 added[1] += size[1]  # type: ignore[index]
@@ -161,7 +163,7 @@ def _document(get: Any, counting: bool) -> Document:
             empty = kind is ScalarEvent and value is None and not event.anchor
             if not empty and type(value) is not Map and type(value) is not Seq:
                 raise Unsupported  # a scalar document (refused anyway): read as ruamel.yaml does
-            return Document(value, line, too_big)
+            return Document(value, line, too_big, checked=True, plain=plain)
         if type(current) is Seq:
             current.append(value)
             current.lines.append(line)
@@ -169,6 +171,7 @@ def _document(get: Any, counting: bool) -> Document:
             if kind is AliasEvent or value in current:
                 raise Unsupported  # an alias as a key, a duplicate key
             key, key_line = value, line
+            plain = plain and type(key) is str
         else:
             current[key] = value
             current.lines[key] = key_line

@@ -21,11 +21,16 @@ MAX_ALIAS_BYTES = 10_000_000
 
 class Document(NamedTuple):
     """One YAML document: its data, its first line, and (line, message) when its aliases
-    expand beyond the limits (the data is then not to be used beyond its `Kind/name`)."""
+    expand beyond the limits (the data is then not to be used beyond its `Kind/name`).
+    What the fast reader knows saves walks over a big document: `checked`, no tag and no
+    nesting past MAX_DEPTH; `plain`, moreover every key a string, no alias and no `$` in
+    the text (the data is plain JSON-like values, with nothing to expand)."""
 
     data: Any
     line: int
     too_big: tuple[int, str] | None
+    checked: bool = False
+    plain: bool = False
 
 
 class YamlSyntaxError(ValueError):
