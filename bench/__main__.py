@@ -25,6 +25,7 @@ from bench import (
     initial_mirror,
     many_refs,
     noop_plan,
+    spec_load,
     taxonomy_merge,
     watch_latency,
 )
@@ -42,6 +43,7 @@ BENCHMARKS: dict[str, Callable[..., Result]] = {
 ROW_BENCHMARKS: dict[str, Callable[[], list[dict[str, Any]]]] = {
     "taxonomy_merge": taxonomy_merge.run,
     "watch_latency": watch_latency.run,
+    spec_load.NAME: spec_load.run,
 }
 
 

@@ -8,9 +8,9 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 
 from reconciler.redaction import in_minimal_environment
-from reconciler.specs.modelfields import fields_holding
 from reconciler.specs.documents import SpecDocument
 from reconciler.specs.interpolation import single_variable, variable_names
+from reconciler.specs.modelfields import fields_holding
 from reconciler.specs.yamldocs import Loc
 
 _WRITE_AS_VARIABLE = (

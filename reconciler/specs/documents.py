@@ -60,7 +60,11 @@ class SpecDocument:
     def _expand(self, node: Any, loc: Loc) -> None:
         for key, value in _children(node):
             kind = type(value)
-            if kind in _UNTAGGED and type(key) is not Tagged and (kind is not str or "$" not in value):
+            if (
+                kind in _UNTAGGED
+                and type(key) is not Tagged
+                and (kind is not str or "$" not in value)
+            ):
                 continue  # the common case, nothing to do: no tag, no `${VAR}`, nothing inside
             here = (*loc, key)
             try:

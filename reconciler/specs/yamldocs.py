@@ -38,7 +38,7 @@ def read_documents(text: str) -> list[Document]:
     try:
         return yamlfast.read_documents(text)
     except yamlfast.Unsupported:
-        from reconciler.specs import yamlruamel  # noqa: PLC0415 (ruamel only when needed)
+        from reconciler.specs import yamlruamel
 
         return yamlruamel.read_documents(text)
 

@@ -30,7 +30,7 @@ from yaml import (
     StreamEndEvent,
     YAMLError,
 )
-from yaml.cyaml import CParser
+from yaml._yaml import CParser
 
 from reconciler.specs.yamltree import MAX_DEPTH, Document, Map, Seq, alias_limit
 
@@ -43,7 +43,9 @@ class Unsupported(Exception):
 # LS, PS: libyaml would count lines differently); tabs, which ruamel.yaml's scanner
 # refuses in places libyaml takes them (inside a plain scalar); a byte order mark past the
 # first character.
-_NOT_READ_ALIKE = re.compile("[^\x0a\x0d\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+_NOT_READ_ALIKE = re.compile(
+    "[^\x0a\x0d\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+)
 _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _NULLS = {"~": None, "null": None, "Null": None, "NULL": None}
 _NUMBER_START = frozenset("-+0123456789.")
@@ -80,7 +82,7 @@ def read_documents(text: str) -> list[Document]:
 
 
 def _documents(parser: CParser, counting: bool, dollar: bool) -> list[Document]:
-    get = parser.get_event
+    get: Any = parser.get_event  # events of many types: their fields are read as they are
     documents: list[Document] = []
     get()  # the stream's start
     while True:
