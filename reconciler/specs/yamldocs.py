@@ -78,10 +78,11 @@ def field_lines(node: Any, loc: Loc = (), depth: int = 3) -> dict[str, int]:
     found: dict[str, int] = {}
     if depth == 0 or not isinstance(node, Map):
         return found
-    for key in node:
+    for key, value in node.items():
         here = (*loc, str(key))
-        found[field_path(here)] = line_of(node, (key,), 0)
-        found.update(field_lines(node[key], here, depth - 1))
+        found[field_path(here)] = node.lines.get(key) or 0  # what line_of gives, directly
+        if depth > 1 and isinstance(value, Map):
+            found.update(field_lines(value, here, depth - 1))
     return found
 
 
