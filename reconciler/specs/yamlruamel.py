@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterator
-from collections.abc import Set as AbstractSet
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -83,9 +82,7 @@ def _converted(value: Any, done: dict[int, Any]) -> Any:
         tag = value.tag.value
         done[id(value)] = Tagged(str(value.value), str(tag), str(value))
         return done[id(value)]
-    if isinstance(value, AbstractSet):  # `!!set`: refused by yamltags as it is
-        return value
-    return value
+    return value  # a scalar, bytes (`!!binary`), a set (`!!set`): yamltags refuses the last two
 
 
 class _CountingComposer(Composer):
