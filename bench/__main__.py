@@ -26,6 +26,7 @@ from bench import (
     initial_mirror,
     many_refs,
     noop_plan,
+    spec_load,
     store_scale,
     taxonomy_merge,
     taxonomy_scale,
@@ -49,6 +50,7 @@ ROW_BENCHMARKS: dict[str, Callable[[], list[dict[str, Any]]]] = {
     "watch_latency": watch_latency.run,
     cli_start.NAME: cli_start.run,
     store_scale.NAME: store_scale.run,
+    spec_load.NAME: spec_load.run,
 }
 
 

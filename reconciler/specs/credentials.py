@@ -10,6 +10,7 @@ from pydantic import BaseModel, SecretStr
 from reconciler.redaction import in_minimal_environment
 from reconciler.specs.documents import SpecDocument
 from reconciler.specs.interpolation import single_variable, variable_names
+from reconciler.specs.modelfields import fields_holding
 from reconciler.specs.yamldocs import Loc
 
 _WRITE_AS_VARIABLE = (
@@ -42,7 +43,7 @@ def _env_locs(value: Any, loc: Loc) -> list[Loc]:
     variables it passes to a program `env`)."""
     if isinstance(value, BaseModel):
         found = []
-        for name in type(value).model_fields:
+        for name in fields_holding(type(value), "env"):
             item, here = getattr(value, name), (*loc, name)
             if name == "env" and isinstance(item, dict):
                 found += [(*here, key) for key in item]
@@ -61,7 +62,7 @@ def _secret_locs(value: Any, loc: Loc) -> list[Loc]:
     if isinstance(value, BaseModel):
         return [
             found
-            for name in type(value).model_fields
+            for name in fields_holding(type(value), "secret")
             for found in _secret_locs(getattr(value, name), (*loc, name))
         ]
     if isinstance(value, list):

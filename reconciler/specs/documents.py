@@ -9,13 +9,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
 from reconciler.errors import SpecProblem
 from reconciler.specs.interpolation import InterpolationError, interpolate, variable_names
 from reconciler.specs.yamldocs import Loc, field_path, line_of
 from reconciler.specs.yamltags import UnsupportedTag, plain_value
+from reconciler.specs.yamltree import Map, Seq, Tagged
 
+_UNTAGGED = frozenset({str, int, float, bool, type(None)})  # what the readers build untagged
 _HINT = re.compile(r"[^\s/\x00-\x1f\x7f-\x9f\u2028\u2029]{1,100}")
 
 
@@ -30,6 +30,8 @@ class SpecDocument:
     line: int
     base_dir: Path
     environ: Mapping[str, str]
+    checked: bool = False  # as yamltree.Document's: no tag, nesting within the limit
+    plain: bool = False  # and plain values with nothing to expand: walks are skipped
     address: str | None = dataclasses.field(init=False)
     problems: list[SpecProblem] = dataclasses.field(default_factory=list)
     written: dict[Loc, str] = dataclasses.field(default_factory=dict)
@@ -49,12 +51,21 @@ class SpecDocument:
     def expand(self) -> set[str]:
         """Expand `${VAR}` in every string value, in place (keys are left alone), and apply
         the values' tags; returns the fields reported as not expandable or wrongly tagged."""
+        if self.plain:
+            return set()
         before = len(self.problems)
         self._expand(self.data, ())
         return {p.field for p in self.problems[before:] if p.field}
 
     def _expand(self, node: Any, loc: Loc) -> None:
         for key, value in _children(node):
+            kind = type(value)
+            if (
+                kind in _UNTAGGED
+                and type(key) is not Tagged
+                and (kind is not str or "$" not in value)
+            ):
+                continue  # the common case, nothing to do: no tag, no `${VAR}`, nothing inside
             here = (*loc, key)
             try:
                 expanded = self._expanded(node, key, value, here)
@@ -79,7 +90,7 @@ class SpecDocument:
         expanded): any may be a credential, so no message shows them (as for the
         Redactor, 3+ chars)."""
         found: set[str] = set()
-        stack = [self.data]
+        stack = [] if self.plain else [self.data]
         while stack:
             node = stack.pop()
             if isinstance(node, dict):
@@ -98,9 +109,9 @@ class SpecDocument:
 
 def _children(node: Any) -> list[tuple[Any, Any]]:
     """(key, value) of a mapping, (index, item) of a sequence; nothing for a scalar."""
-    if isinstance(node, CommentedMap):
+    if isinstance(node, Map):
         return list(node.items())
-    if isinstance(node, CommentedSeq):
+    if isinstance(node, Seq):
         return list(enumerate(node))
     return []
 
@@ -115,7 +126,7 @@ def _masked(problem: SpecProblem, hidden: set[str]) -> SpecProblem:
 def _address_hint(document: Any) -> str | None:
     """`Kind/name` as written, for messages; left out when either part is not one short
     printable word (it could span lines or pretend to be another message)."""
-    if not isinstance(document, CommentedMap):
+    if not isinstance(document, Map):
         return None
     kind, metadata = document.get("kind"), document.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from reconciler.specs.modelfields import fields_holding
 from reconciler.specs.types import Address, ResourceName
 
 API_VERSION = "reconciler/v1"
@@ -129,7 +130,9 @@ def _secret_values(value: Any) -> list[str]:
         return [value.get_secret_value()]
     if isinstance(value, BaseModel):
         return [
-            s for name in type(value).model_fields for s in _secret_values(getattr(value, name))
+            s
+            for name in fields_holding(type(value), "secret")
+            for s in _secret_values(getattr(value, name))
         ]
     if isinstance(value, list | tuple):
         return [s for item in value for s in _secret_values(item)]

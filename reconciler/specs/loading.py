@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import BaseModel
-from ruamel.yaml.comments import CommentedMap
 
 from reconciler.errors import SpecError, SpecProblem
 from reconciler.specs.credentials import check_credentials, env_secrets
@@ -24,6 +23,7 @@ from reconciler.specs.yamldocs import (
     too_deep,
 )
 from reconciler.specs.yamltags import root_tag_refusal
+from reconciler.specs.yamltree import Map
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 Kinds = Mapping[str, type[BaseModel]]
@@ -48,7 +48,9 @@ def load_directory(
     for path in spec_files(root, loops):
         display = _display(path, root, display_root)
         for read in _read_file(path, display, problems):
-            document = SpecDocument(read.data, display, read.line, path.parent, environ)
+            document = SpecDocument(
+                read.data, display, read.line, path.parent, environ, read.checked, read.plain
+            )
             resource = _load_document(document, kinds, read.too_big)
             problems += document.problems
             resources += [resource] if resource is not None else []
@@ -174,14 +176,14 @@ def _load_document(
 
 def _refusal(document: SpecDocument, too_big: tuple[int, str] | None) -> tuple[int, str] | None:
     """Why nothing in the document can be validated, as (line, message), or None."""
-    if not isinstance(document.data, CommentedMap):
+    if not isinstance(document.data, Map):
         return document.line, "a spec document must be a mapping"
     tag = root_tag_refusal(document.data)
     if tag is not None:
         return document.line, tag
     if too_big is not None:  # checked first: nothing may walk the expanded document
         return too_big
-    deep = too_deep(document.data, document.line)
+    deep = None if document.checked else too_deep(document.data, document.line)
     if deep is not None:
         return deep, f"nested deeper than {MAX_DEPTH} levels"
     return None
@@ -197,7 +199,7 @@ def _validate_spec(document: SpecDocument, kinds: Kinds) -> BaseModel | None:
         message = f"unknown kind {kind!r}; valid kinds: {', '.join(sorted(kinds))}"
         document.report(document.line_at(("kind",)), message, ("kind",))
         return None
-    if not isinstance(spec, CommentedMap):
+    if not isinstance(spec, Map):
         return None
     return validate(document, model, ("spec",), {"base_dir": document.base_dir})
 

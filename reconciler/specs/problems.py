@@ -29,7 +29,8 @@ def validate(
     for part in prefix:
         node = node[part]
     try:
-        return model.model_validate(to_plain(node), context=context)
+        value = node if document.plain else to_plain(node)  # plain: no copy needed
+        return model.model_validate(value, context=context)
     except ValidationError as error:
         fallback = document.line_at(prefix)  # a missing field: the line of its mapping
         for detail in error.errors(include_url=False):

@@ -3,15 +3,10 @@ tag (`!vault x`, `!!binary ...`, `!!set`) is refused, so no value means more tha
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from typing import Any
 
-from ruamel.yaml.comments import (
-    CommentedMap,
-    CommentedOrderedMap,
-    CommentedSeq,
-    CommentedSet,
-    TaggedScalar,
-)
+from reconciler.specs.yamltree import Map, Seq, Tagged
 
 _YAML_TAGS = "tag:yaml.org,2002:"
 _STR_TAG = _YAML_TAGS + "str"
@@ -34,10 +29,10 @@ def plain_value(key: Any, value: Any) -> Any:
     string `1.0`. Raises UnsupportedTag for a refused tag on the value or on its key
     (`!vault password: x`)."""
     tag = _explicit_tag(value)
-    if tag is None and isinstance(key, TaggedScalar):
+    if tag is None and isinstance(key, Tagged):
         tag = _explicit_tag(key)
-    if tag == _STR_TAG and isinstance(value, TaggedScalar):
-        return str(value.value)
+    if tag == _STR_TAG and isinstance(value, Tagged):
+        return value.value
     if tag is not None and tag != _STR_TAG and tag not in _PLAIN_TAGS:
         raise UnsupportedTag(_unsupported_tag(tag))
     return value
@@ -47,13 +42,10 @@ def _explicit_tag(value: Any) -> str | None:
     """The tag written on a value (`!vault x`, `!!str 5`, `!!binary ...`), or None."""
     if isinstance(value, bytes):
         return _YAML_TAGS + "binary"
-    if isinstance(value, CommentedSet | set):
+    if isinstance(value, AbstractSet):
         return _YAML_TAGS + "set"
-    if isinstance(value, CommentedOrderedMap):
-        return _YAML_TAGS + "omap"
-    if isinstance(value, TaggedScalar | CommentedMap | CommentedSeq):
-        tag = value.tag.value
-        return str(tag) if tag else None
+    if isinstance(value, Map | Seq | Tagged):
+        return value.tag or None
     return None
 
 
