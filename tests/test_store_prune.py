@@ -122,6 +122,7 @@ def test_a_prune_keeps_what_state_status_history_rollback_and_an_open_incident_n
         "events": 0,
         "health_results": 0,  # the newest per (policy, address) stays
         "versions": 2,  # v1 and v2: v4 is applied, v3 is what `rollback` returns to
+        "version_chunks": 2,  # the terms of v1 and v2, which no kept version lists
     }, pruned.stdout
     assert _json(ws, "status", "--json") == before["status"]
     assert _json(ws, "state", "show", "Mirror/core") == before["mirror"]

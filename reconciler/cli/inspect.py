@@ -16,7 +16,6 @@ from reconciler.cli.context import (
     targets_option,
 )
 from reconciler.errors import ReconcilerError
-from reconciler.store.retention import prune_locked
 
 
 @click.command()
@@ -160,6 +159,8 @@ def state_unlock(force: bool) -> int:
 )
 def state_prune(keep: int | None, older_than: str | None, dry_run: bool, lock_timeout: str) -> int:
     """Remove old revisions, their journal and history, old events and health results."""
+    from reconciler.store.retention import prune_locked  # not for `--help`: see cli/main.py
+
     if keep is None and older_than is None:
         raise click.UsageError("say what to keep: --keep N and/or --older-than DUR")
     age = None

@@ -1,7 +1,14 @@
 """All git access: ref listing (dulwich), fetch and push (git CLI), the object cache."""
 
 from reconciler.git.cache import ObjectCache
-from reconciler.git.export import TreeEntry, attributed, export_tree, peel_to_commit, tree_entries
+from reconciler.git.export import (
+    TreeEntry,
+    attributed,
+    export_tree,
+    peel_to_commit,
+    shadowed,
+    tree_entries,
+)
 from reconciler.git.process import GitRunner
 from reconciler.git.push import RefOutcome, RefUpdate, push
 from reconciler.git.refs import RefListing, list_refs
@@ -20,5 +27,6 @@ __all__ = [
     "list_refs",
     "peel_to_commit",
     "push",
+    "shadowed",
     "tree_entries",
 ]

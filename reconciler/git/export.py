@@ -77,6 +77,19 @@ def tree_entries(runner: GitRunner, repo: Path, commit: str) -> dict[str, TreeEn
     return entries
 
 
+def shadowed(entries: Iterable[str]) -> str | None:
+    """A path of the tree that is also a directory of it (a link `docs` beside a tree `docs/`:
+    git fsck's duplicateEntries, which `git mktree` builds), or None. tar would extract the
+    link and then write into it, or not, depending on its delayed-link bookkeeping."""
+    paths = set(entries)
+    for path in sorted(paths):
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            if "/".join(parts[:depth]) in paths:
+                return "/".join(parts[:depth])
+    return None
+
+
 def attributed(runner: GitRunner, repo: Path, paths: Iterable[str]) -> set[str]:
     """The paths that some gitattributes outside the tree (the repository's info/attributes,
     the user's or the system's file) give an attribute: `git archive` may write those

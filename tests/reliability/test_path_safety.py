@@ -351,6 +351,9 @@ def test_a_crafted_commit_that_writes_through_its_own_link_is_not_exported(
         before = snapshot(outside)
         result = ws.run("apply", "--yes")
         assert result.code == 1 and "cannot export" in result.output, result.output
+        # Refused before tar runs: tar's own refusal depended on its delayed-link bookkeeping
+        # (one run in a loaded full suite exported the tree without the link).
+        assert "docs is both a file and a directory" in result.output, result.output
         assert "Traceback" not in result.output
         assert snapshot(outside) == before
         assert not (ws.root / "deploy" / "prod" / "current").exists()

@@ -8,8 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.errors import PermanentError
-from reconciler.git import GitRunner, TreeEntry, attributed, export_tree, tree_entries
+from reconciler.errors import GitError, PermanentError
+from reconciler.git import (
+    GitRunner,
+    TreeEntry,
+    attributed,
+    export_tree,
+    shadowed,
+    tree_entries,
+)
 from reconciler.kinds.base import Action, ActionResult, Context
 from reconciler.kinds.environment.hooks import run_check, run_hook
 from reconciler.kinds.environment.manifests import fs_stamp, write_manifest
@@ -105,6 +112,10 @@ def deploy(
     for left in run.layout.partials():  # by an export that crashed (kill -9, power loss)
         remove_release(run.layout, left)
     partial = run.layout.releases / f".{release}.partial"
+    tree = tree_entries(context.git, cache, sha)
+    clash = shadowed(tree)
+    if clash is not None:  # never left to tar: whether it writes through the link varies
+        raise GitError(f"cannot export {sha[:7]}: {clash} is both a file and a directory")
     try:
         export_tree(context.git, cache, sha, partial)
         exported = fs_stamp(run.layout.releases)  # what changes after it, git did not write
@@ -112,7 +123,6 @@ def deploy(
         remove_release(run.layout, partial.name)
         raise
     partial.rename(run.layout.release(release))
-    tree = tree_entries(context.git, cache, sha)
     rewritten = _rewritten(context.git, cache, tree)
     failure = _build_and_switch(run, release, sha, previous)
     if failure is None:
