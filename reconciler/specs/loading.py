@@ -14,6 +14,7 @@ from reconciler.errors import SpecError, SpecProblem
 from reconciler.specs.credentials import check_credentials, env_secrets
 from reconciler.specs.documents import SpecDocument
 from reconciler.specs.envelope import Envelope, Resource, SpecSet
+from reconciler.specs.filecache import FileCache
 from reconciler.specs.problems import validate
 from reconciler.specs.yamldocs import (
     MAX_DEPTH,
@@ -37,21 +38,32 @@ def load_directory(
     source: str | None = None,
     commit: str | None = None,
     display_root: str | None = None,
+    cache: FileCache | None = None,
 ) -> SpecSet:
-    """Load every spec under `root`; raise SpecError listing every problem found."""
+    """Load every spec under `root`; raise SpecError listing every problem found. With
+    `cache`, a file whose bytes did not change since the last load is not parsed again."""
     environ = os.environ if environ is None else environ
     if not root.is_dir():
         raise SpecError([SpecProblem(str(root), None, "specs directory not found")])
     problems: list[SpecProblem] = []
     resources: list[Resource] = []
     loops: list[Path] = []
-    for path in spec_files(root, loops):
+    files = spec_files(root, loops)
+    cache = cache or FileCache(enabled=False)
+    cache.begin(files, environ, kinds)
+    for path in files:
         display = _display(path, root, display_root)
+        key, first = cache.key(path, display), (len(resources), len(problems))
+        if (hit := cache.get(path, key)) is not None:
+            resources += hit.resources
+            problems += hit.problems
+            continue
         for read in _read_file(path, display, problems):
             document = SpecDocument(read.data, display, read.line, path.parent, environ)
             resource = _load_document(document, kinds, read.too_big)
             problems += document.problems
             resources += [resource] if resource is not None else []
+        cache.put(path, key, resources[first[0] :], problems[first[1] :])
     problems += [_loop_problem(link, root, display_root) for link in loops]
     _check_unique(resources, problems)
     if problems:
