@@ -75,13 +75,15 @@ def build(env: Env, root: Path, count: int) -> tuple[Path, Path]:
     small_repo(env, template, 0)
     for branch in BRANCHES:
         env.git("branch", branch, "main", cwd=template)
+    env.git("pack-refs", "--all", cwd=template)  # as a served repository's refs usually are
     specs = root / "specs"
     specs.mkdir(parents=True)
     for number in range(count):
         name = _name(number)
         source, destination = root / "src" / f"{name}.git", root / "dst" / f"{name}.git"
         _clone_tree(template, source)
-        _clone_tree(template, destination)
+        if number != 1:  # r0001 gets only the branches its spec names (the first apply)
+            _clone_tree(template, destination)
         branches = [] if number == 1 else None
         (specs / f"{name}.yaml").write_text(_spec(name, source, destination, branches))
     state = root / "state" / "reconciler.db"
@@ -154,8 +156,13 @@ def _free_port() -> int:
 
 
 def _watch_latency(env: Env, root: Path, count: int) -> list[float]:
-    """Median-able save -> applied times of EDITS edits of Mirror/r0001 among `count`."""
+    """Save -> applied times of EDITS edits of Mirror/r0001 among `count` resources."""
     specs, state = build(env, root, count)
+    return watch_edits(env, root, specs, state)
+
+
+def watch_edits(env: Env, root: Path, specs: Path, state: Path) -> list[float]:
+    """Start a watcher over the built `root`, edit Mirror/r0001 EDITS times, time each."""
     destination = root / "dst" / "r0001.git"
     command = [
         *reconciler_command(specs, state, "watch"),

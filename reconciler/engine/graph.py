@@ -11,11 +11,25 @@ from reconciler.kinds.base import Claimer, Referrer
 from reconciler.kinds.registry import Registry
 from reconciler.specs import Resource, SpecSet
 
+_LAST: list[tuple[SpecSet, Registry, dict[str, set[str]]]] = []  # the last graph made
 _LAST_PART = re.compile(r"(\.[^.\[]+|\[[^\]]*\])$")  # `.url` or `[1]` at the end of a field
 
 
 def dependencies(specs: SpecSet, registry: Registry) -> dict[str, set[str]]:
-    """Address -> addresses it depends on; raises SpecError on dangling references and cycles."""
+    """Address -> addresses it depends on; raises SpecError on dangling references and cycles.
+
+    The graph of the last SpecSet asked for is kept (callers only read it): one run asks at
+    load, plan and apply, and a watcher's save once more for the dependents of a change.
+    """
+    last = _LAST[0] if _LAST else None
+    if last is not None and last[0] is specs and last[1] is registry:
+        return last[2]
+    graph = _graph(specs, registry)
+    _LAST[:] = [(specs, registry, graph)]
+    return graph
+
+
+def _graph(specs: SpecSet, registry: Registry) -> dict[str, set[str]]:
     resources = specs.by_address()
     graph: dict[str, set[str]] = {}
     problems: list[SpecProblem] = []

@@ -30,7 +30,8 @@ def load(workspace: Workspace, files: FileCache | None = None) -> SpecSet:
         workspace.git,
         files,
     )
-    for resource in specs.resources:
+    # Resources an earlier load of `files` gave are the same objects: their secrets are known.
+    for resource in specs.resources if files is None else files.take_fresh():
         for secret in resource.secrets():
             workspace.redact.add(secret)
     dependencies(specs, workspace.registry)

@@ -27,8 +27,9 @@ from reconciler.errors import LockHeld, ReconcilerError, SpecError
 from reconciler.health.healing import heal, next_due
 from reconciler.health.kind import policy_spec
 from reconciler.health.policies import check_health, policies
-from reconciler.specs import Resource, SpecSet, spec_digest
+from reconciler.specs import Resource, SpecSet
 from reconciler.specs.filecache import FileCache
+from reconciler.specs.loading import spec_files
 from reconciler.store import now, parse_stamp, utc_now
 from reconciler.watch.listener import HookServer
 from reconciler.watch.metrics import WatchMetrics
@@ -246,13 +247,13 @@ class Watcher:
         root = Path(self.workspace.specs)
         settle = self.options.debounce_ms / 1000
         for _attempt in range(_SETTLE_ATTEMPTS):
-            before = spec_digest(root)
             try:
                 specs: SpecSet | SpecError = load(self.workspace, self.files)
             except SpecError as error:
                 specs = error
             time.sleep(settle)
-            if spec_digest(root) == before:
+            # Each file as it was read (the cache's key, taken then) is what it is now.
+            if self.files.same(spec_files(root)):
                 break
         if isinstance(specs, SpecError):
             raise specs
