@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.engine.workspace import Workspace as EngineWorkspace
+from reconciler.errors import SpecError
 from reconciler.kinds.registry import default_registry
 from reconciler.specs import load_directory
 from reconciler.specs.filecache import FileCache
@@ -117,7 +118,7 @@ def test_a_cached_file_keeps_its_problems_and_a_fixed_one_loads(ws: Workspace) -
     for _ in range(2):
         try:
             load_directory(ws.specs, kinds, cache=cache)
-        except Exception as error:  # noqa: BLE001 (the SpecError's text is compared)
+        except SpecError as error:
             errors.append(str(error))
     assert len(errors) == 2 and errors[0] == errors[1] and "broken.yaml:" in errors[0]
     (ws.specs / "broken.yaml").unlink()
@@ -163,7 +164,7 @@ def test_files_cache_is_safe_when_the_working_directory_changes(ws: Workspace) -
             os.chdir(directory)
             try:
                 load_directory(ws.specs, kinds, cache=cache)
-            except Exception as error:  # noqa: BLE001
+            except SpecError as error:
                 messages.append(str(error))
     finally:
         os.chdir(here)
