@@ -21,6 +21,7 @@ from typing import Any
 
 from bench import (
     environment_deploy,
+    incremental,
     incremental_sync,
     initial_mirror,
     many_refs,
@@ -42,6 +43,7 @@ BENCHMARKS: dict[str, Callable[..., Result]] = {
 ROW_BENCHMARKS: dict[str, Callable[[], list[dict[str, Any]]]] = {
     "taxonomy_merge": taxonomy_merge.run,
     "watch_latency": watch_latency.run,
+    incremental.NAME: incremental.run,
 }
 
 
