@@ -22,6 +22,7 @@ from typing import Any
 from bench import (
     cli_start,
     environment_deploy,
+    incremental,
     incremental_sync,
     initial_mirror,
     many_refs,
@@ -51,6 +52,7 @@ ROW_BENCHMARKS: dict[str, Callable[[], list[dict[str, Any]]]] = {
     cli_start.NAME: cli_start.run,
     store_scale.NAME: store_scale.run,
     spec_load.NAME: spec_load.run,
+    incremental.NAME: incremental.run,
 }
 
 

@@ -19,7 +19,7 @@ from reconciler.engine.workspace import Workspace
 from reconciler.errors import ReconcilerError, TemporaryError
 from reconciler.kinds.base import Action, ActionResult
 from reconciler.specs import Resource, SpecSet
-from reconciler.store import ResourceRecord, now
+from reconciler.store import ResourceRecord, Store, now
 
 _RANK = {"done": 0, "blocked": 1, "partial": 2, "failed": 3}
 _LOST_LOCK = (
@@ -93,7 +93,7 @@ def execute(
         store.add_event("warning", note)
         report.notes.append(note)
     resources = specs.by_address()
-    records = {r.address: r for r in store.resources()}
+    records = _records(store, plan)
     graph = dependencies(specs, workspace.registry)
     work = _scheduled(plan, graph, replan is not None)
     refresh = [c for c in plan.changes if c not in work and _needs_record(c, resources, records)]
@@ -117,6 +117,15 @@ def execute(
     )
     store.finish_revision(report.revision, outcome, plan.summary())
     return report
+
+
+def _records(store: Store, plan: Plan) -> dict[str, ResourceRecord]:
+    """The stored records of the plan's resources (all of them, or with targets only theirs:
+    a targeted apply reads what it applies)."""
+    if not plan.targets:
+        return {r.address: r for r in store.resources()}
+    found = {c.address: store.resource(c.address) for c in plan.changes}
+    return {a: r for a, r in found.items() if r is not None}
 
 
 def _scheduled(plan: Plan, graph: dict[str, set[str]], replanning: bool) -> list[Change]:
@@ -392,7 +401,8 @@ def locked_apply(
         clear_watch_problem(workspace.store, trigger)
         if plan.pending and not confirm(plan):
             return plan, None
-        again = (lambda address: replan(workspace, specs, address)) if replanning else None
+        context = workspace.context(specs)  # once per run: it indexes every resource
+        again = (lambda address: replan(workspace, context, address)) if replanning else None
         report = execute(workspace, plan, specs, listener, again, trigger, should_stop)
         if note:
             report.notes.insert(0, note)

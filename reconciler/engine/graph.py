@@ -11,20 +11,36 @@ from reconciler.kinds.base import Claimer, Referrer
 from reconciler.kinds.registry import Registry
 from reconciler.specs import Resource, SpecSet
 
+_LAST: list[tuple[SpecSet, Registry, dict[str, set[str]]]] = []  # the last graph made
 _LAST_PART = re.compile(r"(\.[^.\[]+|\[[^\]]*\])$")  # `.url` or `[1]` at the end of a field
 
 
 def dependencies(specs: SpecSet, registry: Registry) -> dict[str, set[str]]:
-    """Address -> addresses it depends on; raises SpecError on dangling references and cycles."""
+    """Address -> addresses it depends on; raises SpecError on dangling references and cycles.
+
+    The graph of the last SpecSet asked for is kept (callers only read it): one run asks at
+    load, plan and apply, and a watcher's save once more for the dependents of a change.
+    """
+    last = _LAST[0] if _LAST else None
+    if last is not None and last[0] is specs and last[1] is registry:
+        return last[2]
+    graph = _graph(specs, registry)
+    _LAST[:] = [(specs, registry, graph)]
+    return graph
+
+
+def _graph(specs: SpecSet, registry: Registry) -> dict[str, set[str]]:
     resources = specs.by_address()
     graph: dict[str, set[str]] = {}
     problems: list[SpecProblem] = []
     fields: dict[tuple[str, str], str] = {}
+    kinds = _kinds(registry, resources.values())
+    referrers = {k: c for k, c in kinds.items() if isinstance(c, Referrer)}
     for address, resource in resources.items():
         wanted = dict.fromkeys(resource.depends_on, "metadata.dependsOn")
-        controller = registry[resource.kind]
-        if isinstance(controller, Referrer):
-            wanted.update(controller.references(resource))
+        referrer = referrers.get(resource.kind)
+        if referrer is not None:
+            wanted.update(referrer.references(resource))
         for target, field in wanted.items():
             fields[(address, target)] = field
             if target not in resources:
@@ -65,9 +81,11 @@ def _shared_claims(resources: dict[str, Resource], registry: Registry) -> list[S
     """A file or directory that two resources would write (each undoing the other)."""
     owners: dict[str, Resource] = {}
     problems = []
+    kinds = _kinds(registry, resources.values())
+    claimers = {k: c for k, c in kinds.items() if isinstance(c, Claimer)}
     for resource in resources.values():
-        controller = registry[resource.kind]
-        if not isinstance(controller, Claimer):
+        controller = claimers.get(resource.kind)
+        if controller is None:
             continue
         for claim, field in controller.claims(resource).items():
             first = owners.setdefault(claim, resource)
@@ -75,6 +93,22 @@ def _shared_claims(resources: dict[str, Resource], registry: Registry) -> list[S
                 message = f"{first.address} ({first.location}) already writes {claim}"
                 problems.append(_problem(resource, message, field))
     return problems
+
+
+def dependents(graph: dict[str, set[str]], changed: Iterable[str]) -> set[str]:
+    """The `changed` addresses and everything that depends on them, transitively."""
+    users: dict[str, set[str]] = {}
+    for address, needs in graph.items():
+        for need in needs:
+            users.setdefault(need, set()).add(address)
+    return with_dependencies(users, changed)
+
+
+def _kinds(registry: Registry, resources: Iterable[Resource]) -> dict[str, object]:
+    """Kind -> its controller, for the kinds of `resources`: a capability is asked of each
+    kind once (an isinstance of a runtime Protocol costs ~20 µs; asked per resource, it was
+    a third of the graph's time at 1,000 resources)."""
+    return {kind: registry[kind] for kind in {r.kind for r in resources}}
 
 
 def _problem(resource: Resource, message: str, field: str) -> SpecProblem:

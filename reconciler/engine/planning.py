@@ -16,18 +16,22 @@ from reconciler.engine.workspace import Workspace
 from reconciler.errors import ReconcilerError
 from reconciler.kinds.base import Action, Context, ResourcePlan, fingerprint
 from reconciler.specs import Resource, SpecSet
+from reconciler.specs.filecache import FileCache
 from reconciler.store import ResourceRecord
 
 
-def load(workspace: Workspace) -> SpecSet:
-    """Load and validate the specs (graph included); remember their secrets for redaction."""
+def load(workspace: Workspace, files: FileCache | None = None) -> SpecSet:
+    """Load and validate the specs (graph included); remember their secrets for redaction.
+    `files` (a watcher's) spares parsing the files that did not change since its last load."""
     specs = load_specs(
         workspace.specs,
         workspace.registry.spec_models(),
         workspace.state_dir / "cache",
         workspace.git,
+        files,
     )
-    for resource in specs.resources:
+    # Resources an earlier load of `files` gave are the same objects: their secrets are known.
+    for resource in specs.resources if files is None else files.take_fresh():
         for secret in resource.secrets():
             workspace.redact.add(secret)
     dependencies(specs, workspace.registry)
@@ -37,8 +41,8 @@ def load(workspace: Workspace) -> SpecSet:
 def make_plan(workspace: Workspace, specs: SpecSet, targets: list[str] | None = None) -> Plan:
     """Observe and plan every (targeted) resource; record observations, change nothing else."""
     graph = dependencies(specs, workspace.registry)
-    records = {r.address: r for r in workspace.store.resources()}
     serial = workspace.store.serial()
+    records = _records(workspace, graph, targets or [])
     chosen = _chosen(graph, records, targets or [])
     resources = specs.by_address()
     order = [a for a in ordered(graph) if a in chosen]
@@ -73,12 +77,15 @@ def hold_drift(workspace: Workspace, plan: Plan, specs: SpecSet) -> tuple[Plan, 
     warnings: list[str] = []
     for change in plan.changes:
         resource = resources.get(change.address)
-        record = workspace.store.resource(change.address)
         policy = resource.drift_policy if resource else "correct"
+        if policy == "correct" or change.action == "noop":
+            kept.append(change)
+            continue
+        record = workspace.store.resource(change.address)
         drift = (
             record is not None and resource is not None and record.spec_digest == resource.digest
         )
-        if policy == "correct" or change.action == "noop" or not drift:
+        if not drift:
             kept.append(change)
             continue
         if policy == "warn":
@@ -90,11 +97,12 @@ def hold_drift(workspace: Workspace, plan: Plan, specs: SpecSet) -> tuple[Plan, 
     return replace(plan, changes=tuple(kept)), warnings
 
 
-def replan(workspace: Workspace, specs: SpecSet, address: str) -> Change:
-    """Observe and plan one resource again (its dependencies just changed the world)."""
-    resource = specs.by_address()[address]
+def replan(workspace: Workspace, context: Context, address: str) -> Change:
+    """Observe and plan one resource again (its dependencies just changed the world);
+    `context` is the run's, built once (building it indexes every resource)."""
+    resource = context.resources[address]
     record = workspace.store.resource(address)
-    change = _plan_resource(workspace, workspace.context(specs), resource, record)
+    change = _plan_resource(workspace, context, resource, record)
     workspace.store.save_observation(observation_of(change, workspace.store.resource(address)))
     return change
 
@@ -103,6 +111,20 @@ def observe(workspace: Workspace, context: Context, resource: Resource) -> BaseM
     """The controller's observation of one resource."""
     controller = workspace.registry[resource.kind]
     return controller.observe(resource, context)
+
+
+def _records(
+    workspace: Workspace, graph: dict[str, set[str]], targets: list[str]
+) -> dict[str, ResourceRecord]:
+    """The stored records a plan needs: every one, or with targets only those of the
+    targets and their dependencies (a --target plan reads what it plans, not the whole set)."""
+    if not targets:
+        return {r.address: r for r in workspace.store.resources()}
+    wanted = with_dependencies(graph, targets) | set(targets)
+    found = {a: workspace.store.resource(a) for a in sorted(wanted)}
+    if any(t not in graph and found[t] is None for t in targets):  # for the message
+        return {r.address: r for r in workspace.store.resources()}
+    return {a: r for a, r in found.items() if r is not None}
 
 
 def _chosen(

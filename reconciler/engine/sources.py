@@ -19,6 +19,7 @@ from reconciler.git import GitRunner, Remote
 from reconciler.kinds.base.locations import check_location
 from reconciler.redaction import Redactor, strip_userinfo
 from reconciler.specs import SpecSet, load_directory
+from reconciler.specs.filecache import FileCache
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
@@ -63,11 +64,13 @@ def load_specs(
     registry_models: Mapping[str, type[BaseModel]],
     cache_dir: Path,
     git: GitRunner,
+    files: FileCache | None = None,
 ) -> SpecSet:
-    """Load the specs `--specs` names; a git source is exported to the cache first."""
+    """Load the specs `--specs` names; a git source is exported to the cache first. `files`
+    keeps what each spec file loaded to, for the next load of a long-running process."""
     source = GitSpecSource.parse(text)
     if source is None:
-        return load_directory(Path(text), registry_models, source=text)
+        return load_directory(Path(text), registry_models, source=text, cache=files)
     commit, root = _export(source, cache_dir, git)
     return load_directory(
         root / source.path,
@@ -75,6 +78,7 @@ def load_specs(
         source=shown(text),
         commit=commit,
         display_root=_display_root(source, commit),
+        cache=files,
     )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.engine.applying import ActionReport, Listener, locked_apply
+from reconciler.engine.graph import dependencies, dependents
 from reconciler.engine.planning import hold_drift, load, make_plan
 from reconciler.engine.plans import Plan
 from reconciler.engine.sources import GitSpecSource, shown
@@ -26,7 +27,9 @@ from reconciler.errors import LockHeld, ReconcilerError, SpecError
 from reconciler.health.healing import heal, next_due
 from reconciler.health.kind import policy_spec
 from reconciler.health.policies import check_health, policies
-from reconciler.specs import SpecSet, spec_digest
+from reconciler.specs import Resource, SpecSet
+from reconciler.specs.filecache import FileCache
+from reconciler.specs.loading import spec_files
 from reconciler.store import now, parse_stamp, utc_now
 from reconciler.store.retention import prune, prune_locked
 from reconciler.watch.listener import HookServer
@@ -65,6 +68,7 @@ class Watcher:
         self.triggers = Triggers()
         self.metrics = WatchMetrics(workspace.store, workspace.registry)
         self.specs: SpecSet | None = None  # the last specs that loaded
+        self.files = FileCache()  # what each spec file loaded to (unchanged ones: no parse)
         self.failures = 0
         self.checked: dict[str, float] = {}  # policy -> monotonic time of its last checks
         self.last: dict[str, Any] = {"reconcile": None, "outcome": None, "error": None}
@@ -177,10 +181,12 @@ class Watcher:
         backoff = min(self.options.max_backoff, 2.0 * 2.0 ** (self.failures - 1))
         return min(self.options.interval, backoff)
 
-    def _plan(self, specs: SpecSet) -> tuple[Plan, SpecSet]:
-        """The plan, with drift corrected, reported or left alone per `driftPolicy`, and
-        without forgetting a resource whose spec has not yet been missing on two loads."""
-        plan, warnings = hold_drift(self.workspace, make_plan(self.workspace, specs), specs)
+    def _plan(self, specs: SpecSet, targets: list[str] | None) -> tuple[Plan, SpecSet]:
+        """The plan (of `targets` and their dependencies only, when given), with drift
+        corrected, reported or left alone per `driftPolicy`, and without forgetting a
+        resource whose spec has not yet been missing on two loads."""
+        made = make_plan(self.workspace, specs, targets)
+        plan, warnings = hold_drift(self.workspace, made, specs)
         held = [c for c in plan.changes if c.action == "delete" and c.address in self.unconfirmed]
         if held:
             plan = replace(plan, changes=tuple(c for c in plan.changes if c not in held))
@@ -193,8 +199,17 @@ class Watcher:
         """Load, plan and apply everything; True when it all went well."""
         started = time.monotonic()
         trigger = ",".join(sorted(reasons))
+        # A spec file saved after a reconcile that went well: only what the save changed
+        # is reconciled. Anything else (start, the interval, a commit, a webhook, a
+        # confirmation, a retry after a failure) reconciles everything, every file parsed
+        # again: drift, and whatever a spec reads from elsewhere, is theirs to see.
+        incremental = reasons == {"file"} and self.last["outcome"] == "success"
+        previous = self.specs if incremental and self.poller is None else None
+        if previous is None:
+            self.files.clear()
         try:
             specs = self._load()
+            targets = None if previous is None else self._changed(previous, specs)
         except SpecError as error:
             return self._failed(
                 trigger,
@@ -205,10 +220,26 @@ class Watcher:
         self.specs = specs
         if self.poller is not None:
             self.poller.seen(specs.commit)
+        if targets == []:  # saved as it was: nothing to reconcile
+            seconds = self._finish("success", started)
+            self.log(
+                {
+                    "event": "reconcile",
+                    "trigger": trigger,
+                    "outcome": "success",
+                    "commit": specs.commit,
+                    "changes": {},
+                    "actions": 0,
+                    "revision": None,
+                    "blocked": [],
+                    "seconds": seconds,
+                }
+            )
+            return True
         try:
             plan, report = locked_apply(
                 self.workspace,
-                lambda: self._plan(specs),
+                lambda: self._plan(specs, targets),
                 lambda _plan: True,
                 self.options.lock_timeout,
                 _ActionLog(self.log, self.metrics),
@@ -245,7 +276,7 @@ class Watcher:
         if self.poller is not None:  # a commit is written all at once
             return load(self.workspace)
         specs = self._settled()
-        known = {r.address for r in self.workspace.store.resources()}
+        known = {r["address"] for r in self.workspace.store.query("SELECT address FROM resources")}
         missing = known - set(specs.by_address())
         self.unconfirmed = missing
         if missing and not self.triggers.stopping.wait(self.options.forget_after):
@@ -259,17 +290,28 @@ class Watcher:
         root = Path(self.workspace.specs)
         settle = self.options.debounce_ms / 1000
         for _attempt in range(_SETTLE_ATTEMPTS):
-            before = spec_digest(root)
             try:
-                specs: SpecSet | SpecError = load(self.workspace)
+                specs: SpecSet | SpecError = load(self.workspace, self.files)
             except SpecError as error:
                 specs = error
             time.sleep(settle)
-            if spec_digest(root) == before:
+            # Each file as it was read (the cache's key, taken then) is what it is now.
+            if self.files.same(spec_files(root)):
                 break
         if isinstance(specs, SpecError):
             raise specs
         return specs
+
+    def _changed(self, before: SpecSet, after: SpecSet) -> list[str]:
+        """The addresses a file save touched: resources added, edited or removed since
+        `before` (a removed one only when the store knows it), and every resource depending
+        on one of them, transitively. An unchanged file's resources are the very objects
+        of the last load (see FileCache), so only edited files' resources are compared."""
+        old, new = before.by_address(), after.by_address()
+        touched = {a for a, r in new.items() if a not in old or _edited(old[a], r)}
+        store = self.workspace.store
+        touched |= {a for a in old if a not in new and store.resource(a) is not None}
+        return sorted(dependents(dependencies(after, self.workspace.registry), touched))
 
     def _failed(self, trigger: str, started: float, outcome: str, problems: list[str]) -> bool:
         message = self.workspace.redact("; ".join(problems))
@@ -369,6 +411,11 @@ class _ActionLog(Listener):
                 "message": report.message,
             }
         )
+
+
+def _edited(before: Resource, after: Resource) -> bool:
+    """Whether a resource's desired state changed (an unchanged file gives the same object)."""
+    return before is not after and before.digest != after.digest
 
 
 def _age(written: str) -> float:
