@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 # Fixed identity and dates make every build of the data byte-identical.
 _IDENTITY = "Bench <bench@example.invalid>"
@@ -493,3 +494,15 @@ def _text(lines: list[str]) -> bytes:
 def count_commits(env: Env, repo: Path) -> int:
     """The number of commits reachable from any ref."""
     return int(env.git("rev-list", "--all", "--count", cwd=repo).strip())
+
+
+def row(name: str, baseline: float, ours: float, target: float | None, note: str) -> dict[str, Any]:
+    """One row of a row benchmark (bench/__main__.py `row_table`): both medians and the ratio."""
+    return {
+        "benchmark": name,
+        "baseline_s": round(baseline, 4),
+        "reconciler_s": round(ours, 4),
+        "ratio": round(ours / baseline, 3) if baseline else None,
+        "target": target,
+        "note": note,
+    }

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import Env, add_commits, log, reconciler_command, small_repo, timed
+from bench.common import Env, add_commits, log, reconciler_command, row, small_repo, timed
 
 NAME = "incremental"
 MIRRORS = int(os.environ.get("INCREMENTAL_MIRRORS", "3000"))
@@ -124,7 +124,7 @@ def _commit_rows(env: Env, root: Path, runs: int) -> list[dict[str, Any]]:
                 rows[key].append(value)
     noop_s = statistics.median(rows["noop"])
     return [
-        _row(
+        row(
             f"incremental_apply_one_of_{MIRRORS}",
             noop_s,
             statistics.median(rows["apply"]),
@@ -133,7 +133,7 @@ def _commit_rows(env: Env, root: Path, runs: int) -> list[dict[str, Any]]:
             f"`plan --target` of one resource; `git push --mirror` of that repository: "
             f"{statistics.median(rows['push']):.3f} s",
         ),
-        _row(
+        row(
             f"incremental_apply_target_of_{MIRRORS}",
             noop_s,
             statistics.median(rows["target"]),
@@ -218,7 +218,7 @@ def _watch_rows(env: Env, root: Path) -> list[dict[str, Any]]:
     log(f"  median {statistics.median(many):.3f} s; now over 2 resources")
     few = _watch_latency(env, root / "few", 2)
     return [
-        _row(
+        row(
             f"incremental_watch_edit_of_{WATCHED}",
             statistics.median(few),
             statistics.median(many),
@@ -247,7 +247,7 @@ def _plan_rows(env: Env, root: Path, runs: int) -> list[dict[str, Any]]:
         medians.append(statistics.median(timed(lambda p=plan: env.run(p)) for _ in range(runs)))
     exponent = math.log(medians[-1] / medians[0]) / math.log(PLAN_SIZES[-1] / PLAN_SIZES[0])
     return [
-        _row(
+        row(
             f"incremental_plan_{PLAN_SIZES[0]}_{PLAN_SIZES[-1]}",
             medians[0],
             medians[-1],
@@ -272,19 +272,6 @@ def run() -> list[dict[str, Any]]:
         if "plan" in ROWS:
             rows += _plan_rows(env, root / "plan", 3)
     return rows
-
-
-def _row(
-    name: str, baseline: float, ours: float, target: float | None, note: str
-) -> dict[str, Any]:
-    return {
-        "benchmark": name,
-        "baseline_s": round(baseline, 4),
-        "reconciler_s": round(ours, 4),
-        "ratio": round(ours / baseline, 3) if baseline else None,
-        "target": target,
-        "note": note,
-    }
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.common import row
+
 NAME = "watch_latency"
 EDITS = 20
 IDLE_SECONDS = 60.0
@@ -151,21 +153,21 @@ def run() -> list[dict[str, Any]]:
         loop = f"while true; do {apply}; sleep {POLL:g}; done"
         theirs, their_cpu = _latencies(base / "p", ["bash", "-c", loop])
     return [
-        _row(
+        row(
             "watch_latency_median",
             statistics.median(theirs),
             statistics.median(ours),
             1.0,
             "save-to-applied, median of 20 edits; baseline: `apply --yes` polled every 1 s",
         ),
-        _row(
+        row(
             "watch_latency_p95",
             _p95(theirs),
             _p95(ours),
             1.0,
             "save-to-applied, p95 of 20 edits (target: reconciler under 1 s)",
         ),
-        _row(
+        row(
             "watch_idle_cpu_percent",
             their_cpu,
             our_cpu,
@@ -180,17 +182,6 @@ def _p95(values: list[float]) -> float:
     return ordered[max(0, int(0.95 * len(ordered) + 0.999) - 1)]
 
 
-def _row(name: str, baseline: float, ours: float, target: float, note: str) -> dict[str, Any]:
-    return {
-        "benchmark": name,
-        "baseline_s": round(baseline, 4),
-        "reconciler_s": round(ours, 4),
-        "ratio": round(ours / baseline, 3) if baseline else None,
-        "target": target,
-        "note": note,
-    }
-
-
 if __name__ == "__main__":
-    for row in run():
-        print(row)
+    for found in run():
+        print(found)

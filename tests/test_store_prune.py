@@ -13,20 +13,11 @@ from typing import Any
 from reconciler.engine.workspace import Workspace as EngineWorkspace
 from reconciler.store import ResourceRecord, Store, now, stamp, utc_now
 from reconciler.store.health import HealthRecords
+from reconciler.store.retention import TABLES
 from reconciler.watch.watching import Watcher, WatchOptions
 from tests.conftest import Workspace, ok
 from tests.gitservers import make_bare, seed_bare
 from tests.test_taxonomy_behaviour import write_spec
-
-TABLES = (
-    "revisions",
-    "journal",
-    "history",
-    "events",
-    "health_results",
-    "versions",
-    "version_chunks",
-)
 
 
 def rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
