@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.gitservers import GitDaemon, GitHttpServer
+from tests.gitservers import GitDaemon, GitHttpServer, seed_bare
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,6 +74,25 @@ class Workspace:
             input=stdin,
         )
         return CliResult(process.returncode, process.stdout, process.stderr)
+
+
+def core_mirror(ws: Workspace, **seed: Any) -> Path:
+    """A seeded bare `src.git` and the spec `Mirror/core` backing it up to `backup.git`
+    (`seed`: seed_bare's branches, tags...); returns the source."""
+    source = ws.root / "src.git"
+    seed_bare(source, **seed)
+    ws.write_spec(
+        "mirror.yaml",
+        f"""
+        apiVersion: reconciler/v1
+        kind: Mirror
+        metadata: {{name: core}}
+        spec:
+          source: {{url: {source}}}
+          destinations: [{{url: {ws.root / "backup.git"}}}]
+        """,
+    )
+    return source
 
 
 def ok(result: CliResult, code: int = 0) -> CliResult:

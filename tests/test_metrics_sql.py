@@ -13,8 +13,8 @@ from typing import Any
 
 from reconciler.store import ResourceRecord, Store, parse_stamp
 from reconciler.store.schema import JOURNAL_MILLISECONDS
-from tests.conftest import Workspace, ok
-from tests.gitservers import WorkRepo, seed_bare
+from tests.conftest import Workspace, core_mirror, ok
+from tests.gitservers import WorkRepo
 
 # Durations in ms that put means and p95s on rounding edges (x.xxx5 s), and a clock that
 # went backwards (counted as 0).
@@ -72,19 +72,7 @@ def _edges(path: Path) -> None:
 
 
 def test_metrics_json_equals_the_python_computation_over_every_row(ws: Workspace) -> None:
-    source = ws.root / "src.git"
-    seed_bare(source)
-    ws.write_spec(
-        "mirror.yaml",
-        f"""
-        apiVersion: reconciler/v1
-        kind: Mirror
-        metadata: {{name: core}}
-        spec:
-          source: {{url: {source}}}
-          destinations: [{{url: {ws.root / "backup.git"}}}]
-        """,
-    )
+    source = core_mirror(ws)
     work = WorkRepo.create(ws.root / "work", source)
     for number in range(3):  # three real applies, each moving main
         ok(ws.run("apply", "--yes"))

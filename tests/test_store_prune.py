@@ -15,8 +15,8 @@ from reconciler.store import ResourceRecord, Store, now, stamp, utc_now
 from reconciler.store.health import HealthRecords
 from reconciler.store.retention import TABLES
 from reconciler.watch.watching import Watcher, WatchOptions
-from tests.conftest import Workspace, ok
-from tests.gitservers import make_bare, seed_bare
+from tests.conftest import Workspace, core_mirror, ok
+from tests.gitservers import make_bare
 from tests.test_taxonomy_behaviour import write_spec
 
 
@@ -65,19 +65,7 @@ def _json(ws: Workspace, *args: str) -> Any:
 def test_a_prune_keeps_what_state_status_history_rollback_and_an_open_incident_need(
     ws: Workspace,
 ) -> None:
-    source = ws.root / "src.git"
-    seed_bare(source)
-    ws.write_spec(
-        "mirror.yaml",
-        f"""
-        apiVersion: reconciler/v1
-        kind: Mirror
-        metadata: {{name: core}}
-        spec:
-          source: {{url: {source}}}
-          destinations: [{{url: {ws.root / "backup.git"}}}]
-        """,
-    )
+    core_mirror(ws)
     make_bare(ws.root / "site.git")
     spec = write_spec(ws, ["{repo: ../site.git, path: taxonomy.json}"])
     ok(ws.run("apply", "--yes"))  # revision 1: the mirror (never applied again) and v1

@@ -15,7 +15,7 @@ import pytest
 from sqlite_utils import Database
 
 from reconciler.store.schema import MIGRATIONS, SCHEMA_VERSION
-from tests.conftest import Workspace
+from tests.conftest import Workspace, core_mirror
 from tests.gitservers import seed_bare
 from tests.reliability.report import record
 
@@ -27,19 +27,7 @@ DATA_TABLES["versions"] = 2
 def _applied_store(ws: Workspace, version: int) -> Path:
     """A current store holding a real apply of what a version-`version` store could hold:
     mirrors, and from v2 on (content versions) a taxonomy."""
-    source = ws.root / "src.git"
-    seed_bare(source, branches=("main", "dev"), tags=("v1",))
-    ws.write_spec(
-        "mirror.yaml",
-        f"""
-        apiVersion: reconciler/v1
-        kind: Mirror
-        metadata: {{name: core}}
-        spec:
-          source: {{url: {source}}}
-          destinations: [{{url: {ws.root / "backup.git"}}}]
-        """,
-    )
+    core_mirror(ws, branches=("main", "dev"), tags=("v1",))
     if version >= 2:
         docs = ws.root / "docs.git"
         seed_bare(docs)  # a main branch to write on
