@@ -30,7 +30,7 @@ from reconciler.health.policies import check_health, policies
 from reconciler.specs import Resource, SpecSet
 from reconciler.specs.filecache import FileCache
 from reconciler.specs.loading import spec_files
-from reconciler.store import now, parse_stamp, utc_now
+from reconciler.store import now
 from reconciler.store.retention import prune, prune_locked
 from reconciler.watch.listener import HookServer
 from reconciler.watch.metrics import WatchMetrics
@@ -416,7 +416,3 @@ class _ActionLog(Listener):
 def _edited(before: Resource, after: Resource) -> bool:
     """Whether a resource's desired state changed (an unchanged file gives the same object)."""
     return before is not after and before.digest != after.digest
-
-
-def _age(written: str) -> float:
-    return (utc_now() - parse_stamp(written)).total_seconds()
